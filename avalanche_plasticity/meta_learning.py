@@ -1,0 +1,217 @@
+"""Meta-training by back-propagation through the whole online trajectory (optionally truncated).
+
+Works for any learner with the online-learner interface: ``features(x)``, ``initial_fast_weights(E)``,
+``step(fast, features, targets)``, ``predict(fast, features)``, ``param_groups()`` and ``config.task``.
+Each parameter group gets its own Adam (as in the FLP reference code). Checkpoints are atomic and a
+killed run resumes where it stopped, with the same result as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .flp import FLPConfig, FLPLearner
+from .oml import OMLConfig, OMLLearner, task_loss
+from .tasks import EpisodeBatch, rng_state, set_rng_state
+
+Tensor = torch.Tensor
+LEARNERS: dict[str, tuple[type, type]] = {"FLPLearner": (FLPLearner, FLPConfig),
+                                          "OMLLearner": (OMLLearner, OMLConfig)}
+
+
+class TaskSource(Protocol):
+    def sample(self, episodes: int, generator: torch.Generator) -> EpisodeBatch: ...
+
+
+@dataclass
+class MetaTrainConfig:
+    """Outer-loop settings.
+
+    :param steps: number of meta-updates.
+    :param meta_batch_size: episodes per meta-update (run batched, in one computation).
+    :param lr: Adam learning rate per parameter group; groups not named use ``default_lr``.
+    :param truncate: back-propagate through only the last ``truncate`` online steps (None: all).
+    :param grad_clip: clip the global meta-gradient norm (None: no clipping). NaN entries are zeroed.
+    :param checkpoint_every: meta-updates between checkpoints.
+    :param seed: seeds task sampling.
+    """
+
+    steps: int = 1000
+    meta_batch_size: int = 16
+    lr: dict[str, float] = field(default_factory=dict)
+    default_lr: float = 1e-3
+    truncate: int | None = None
+    grad_clip: float | None = 10.0
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "meta_batch_size", "checkpoint_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.truncate is not None and self.truncate < 1:
+            raise ValueError(f"truncate must be None or >= 1, got {self.truncate}")
+        for k, v in {**self.lr, "default_lr": self.default_lr}.items():
+            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise ValueError(f"learning rate {k!r} must be a finite number >= 0, got {v!r}")
+
+
+def run_trajectory(learner: Any, fast: list[Tensor], features: Tensor, targets: Tensor,
+                   truncate: int | None = None) -> list[Tensor]:
+    """Apply the learner's online rule over ``features (E, T, B, d)``; with ``truncate=k`` only the last
+    ``k`` steps keep the graph (truncated back-propagation through learning)."""
+    T = features.shape[1]
+    start = 0 if truncate is None or truncate >= T else T - truncate
+    if start:
+        with torch.no_grad():
+            for t in range(start):
+                fast = learner.step(fast, features[:, t].detach(), targets[:, t])
+        fast = [w.detach() for w in fast]
+    for t in range(start, T):
+        fast = learner.step(fast, features[:, t], targets[:, t])
+    return fast
+
+
+def meta_loss(learner: Any, batch: EpisodeBatch, truncate: int | None = None) -> Tensor:
+    """Mean query loss after learning each episode's trajectory online (batched over episodes)."""
+    E, T = batch.support_x.shape[:2]
+    feats = learner.features(torch.cat([batch.support_x.flatten(1, 2), batch.query_x], 1))
+    B = batch.support_x.shape[2]
+    support, query = feats[:, : T * B].unflatten(1, (T, B)), feats[:, T * B:]
+    fast = run_trajectory(learner, learner.initial_fast_weights(E), support, batch.support_y, truncate)
+    return task_loss(learner.predict(fast, query), batch.query_y, learner.config.task).mean()
+
+
+def query_accuracy(learner: Any, batch: EpisodeBatch) -> float:
+    """Query accuracy after online learning (classification learners); no gradients."""
+    with torch.no_grad():
+        E, T, B = batch.support_x.shape[:3]
+        fast = run_trajectory(learner, learner.initial_fast_weights(E), learner.features(batch.support_x),
+                              batch.support_y)
+        out = learner.predict(fast, learner.features(batch.query_x))
+        return (out.argmax(-1) == batch.query_y).float().mean().item()
+
+
+def make_optimizers(learner: Any, config: MetaTrainConfig) -> dict[str, torch.optim.Adam]:
+    unknown = set(config.lr) - set(learner.param_groups())
+    if unknown:
+        raise ValueError(f"unknown parameter group(s) {sorted(unknown)} in lr; "
+                         f"{type(learner).__name__} has {sorted(learner.param_groups())}")
+    return {name: torch.optim.Adam(params, lr=config.lr.get(name, config.default_lr))
+            for name, params in learner.param_groups().items() if params}
+
+
+def learner_state(learner: Any) -> dict[str, Any]:
+    return {"kind": type(learner).__name__, "learner_config": dataclasses.asdict(learner.config),
+            "state_dict": learner.state_dict()}
+
+
+def save_learner(learner: Any, path: str | Path, **extra: Any) -> None:
+    """Save a learner (kind, config, weights) atomically; ``extra`` is stored beside it."""
+    save_atomic({**learner_state(learner), **extra}, path)
+
+
+def load_learner(path: str | Path, *, kind: str | None = None) -> Any:
+    """Rebuild a learner saved by :func:`save_learner` or :func:`meta_train`.
+
+    :raises CheckpointError: corrupt file, unknown learner kind, or weights that do not fit the config.
+    """
+    ckpt = load_checkpoint(path, kind=kind)
+    if ckpt.get("kind") not in LEARNERS:
+        raise CheckpointError(f"checkpoint {path} holds unknown learner kind {ckpt.get('kind')!r}; "
+                              f"known: {sorted(LEARNERS)}")
+    cls, cfg_cls = LEARNERS[ckpt["kind"]]
+    learner = cls(cfg_cls(**ckpt["learner_config"]))
+    try:
+        learner.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not match its learner config: {e}") from e
+    return learner
+
+
+@dataclass
+class MetaTrainResult:
+    learner: Any
+    history: list[dict[str, float]]
+    steps_done: int
+    seconds: float
+
+
+def meta_train(learner: Any, source: TaskSource, config: MetaTrainConfig, *,
+               checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True,
+               stop_after: int | None = None,
+               on_step: Callable[[int, dict[str, float]], None] | None = None) -> MetaTrainResult:
+    """Meta-train ``learner`` on episodes from ``source``.
+
+    :param checkpoint: file to checkpoint to every ``config.checkpoint_every`` steps and at the end; with
+        ``resume=True`` an existing file there is loaded first and training continues from its step.
+    :param stop_after: stop (after checkpointing) once this many steps are done in total; used to
+        split a run in pieces, e.g. a time-boxed job.
+    :param on_step: called with ``(step, metrics)`` after every meta-update (logging hooks).
+    :raises CheckpointError: the checkpoint belongs to another learner kind or configuration.
+    """
+    optimizers = make_optimizers(learner, config)
+    generator = torch.Generator().manual_seed(config.seed)
+    step, history = 0, []
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        ckpt = load_checkpoint(checkpoint, kind=type(learner).__name__)
+        if ckpt["learner_config"] != dataclasses.asdict(learner.config):
+            raise CheckpointError(f"checkpoint {checkpoint} was made with a different learner config: "
+                                  f"{ckpt['learner_config']} != {dataclasses.asdict(learner.config)}")
+        if ckpt.get("meta_config") != dataclasses.asdict(config):
+            raise CheckpointError(f"checkpoint {checkpoint} was made with a different MetaTrainConfig: "
+                                  f"{ckpt.get('meta_config')} != {dataclasses.asdict(config)}")
+        learner.load_state_dict(ckpt["state_dict"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        set_rng_state(generator, ckpt["rng"])
+        step, history = ckpt["step"], ckpt["history"]
+
+    def save() -> None:
+        if checkpoint is not None:
+            save_atomic({**learner_state(learner), "meta_config": dataclasses.asdict(config),
+                         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                         "rng": rng_state(generator), "step": step, "history": history}, checkpoint)
+
+    end = config.steps if stop_after is None else min(config.steps, stop_after)
+    params = [p for group in learner.param_groups().values() for p in group]
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="meta-train", dynamic_ncols=True)
+    t0, running = time.perf_counter(), None
+    while step < end:
+        batch = source.sample(config.meta_batch_size, generator)
+        loss = meta_loss(learner, batch, config.truncate)
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in params:
+            if p.grad is not None:
+                torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        for opt in optimizers.values():
+            opt.step()
+        step += 1
+        value = loss.item()
+        running = value if running is None else 0.95 * running + 0.05 * value
+        history.append({"step": step, "meta_loss": value})
+        bar.update(1)
+        bar.set_postfix(meta_loss=f"{running:.4f}")
+        if on_step is not None:
+            on_step(step, history[-1])
+        if step % config.checkpoint_every == 0:
+            save()
+    if step == end:
+        save()
+    bar.close()
+    return MetaTrainResult(learner, history, step, time.perf_counter() - t0)

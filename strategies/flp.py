@@ -1,0 +1,72 @@
+"""The FLP learner as an Avalanche strategy: online learning by meta-learned feedback + Oja plasticity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from avalanche.training.plugins.evaluation import default_evaluator
+from avalanche.training.templates import SupervisedTemplate
+
+from avalanche_plasticity.flp import FLPLearner
+
+from .online import PlasticModel, check_experience, resolve_learner
+
+
+class FLP(SupervisedTemplate):
+    """Deploy a meta-trained FLP learner in an Avalanche stream.
+
+    Each training minibatch drives one online update of the learned rule (feedback weights set the
+    layer targets, Oja/Hebbian plasticity moves the weights). Meta-parameters never change here: there
+    is no optimizer and no backward pass. Works with ``EvaluationPlugin`` and ``ReplayPlugin`` (replayed
+    samples join the online update).
+
+    :param learner: an :class:`~avalanche_plasticity.flp.FLPLearner` or the path of its checkpoint.
+    :param criterion: loss reported in metrics (default: cross-entropy, or MSE for regression).
+    :param reset_on_train: restart from the meta-learned initial weights at each ``train()`` call
+        (default False: the learner keeps learning across calls, as in a continual stream).
+    """
+
+    def __init__(self, *, learner: FLPLearner | str | Path, criterion: nn.Module | None = None,
+                 train_mb_size: int = 1, train_epochs: int = 1, eval_mb_size: int | None = None,
+                 device: str | torch.device = "cpu", plugins=None, evaluator=default_evaluator,
+                 eval_every: int = -1, reset_on_train: bool = False, **base_kwargs) -> None:
+        learner = resolve_learner(learner, "FLPLearner")
+        model = PlasticModel(learner)
+        if criterion is None:
+            criterion = nn.MSELoss() if learner.config.task == "regression" else nn.CrossEntropyLoss()
+        # Avalanche's template wants an optimizer; FLP has none at deployment.
+        placeholder = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
+        super().__init__(model=model, optimizer=placeholder, criterion=criterion,
+                         train_mb_size=train_mb_size, train_epochs=train_epochs,
+                         eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+                         device=device, plugins=plugins, evaluator=evaluator, eval_every=eval_every,
+                         **base_kwargs)
+        self.reset_on_train = reset_on_train
+
+    def train(self, experiences, eval_streams=None, **kwargs):
+        if self.reset_on_train:
+            self.model.reset()
+        return super().train(experiences, eval_streams, **kwargs)
+
+    def make_optimizer(self, **kwargs) -> None:
+        """No optimizer: the plasticity rule is the learning."""
+
+    def _before_training_exp(self, **kwargs):
+        check_experience(self)
+        super()._before_training_exp(**kwargs)
+
+    def training_epoch(self, **kwargs):
+        with torch.no_grad():
+            super().training_epoch(**kwargs)
+
+    def backward(self) -> None:
+        """No backward pass at deployment."""
+
+    def optimizer_step(self) -> None:
+        """One online update of the learned plasticity rule on the current minibatch."""
+        self.model.learn(self.mb_x, self.mb_y)
+
+
+__all__ = ["FLP"]

@@ -1,0 +1,86 @@
+"""OML as an Avalanche strategy: frozen meta-learned RLN, PLN trained online by SGD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from avalanche.training.plugins.evaluation import default_evaluator
+from avalanche.training.templates import SupervisedTemplate
+
+from avalanche_plasticity.oml import OMLLearner
+
+from .online import check_experience, check_inputs, resolve_learner
+
+
+class OMLModel(nn.Module):
+    """Frozen RLN followed by a trainable PLN initialised at the meta-learned PLN weights."""
+
+    def __init__(self, learner: OMLLearner) -> None:
+        super().__init__()
+        self.learner = learner  # RLN parameters are frozen (requires_grad False)
+        sizes = learner.config.pln_sizes
+        layers: list[nn.Module] = []
+        for l, (w, b) in enumerate(zip(learner.pln_weights, learner.pln_biases, strict=True)):
+            lin = nn.Linear(sizes[l], sizes[l + 1])
+            with torch.no_grad():
+                lin.weight.copy_(w)
+                lin.bias.copy_(b)
+            layers += [lin, nn.ReLU()] if l < len(sizes) - 2 else [lin]
+        self.pln = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_inputs(x, self.learner.input_shape)
+        with torch.no_grad():
+            rep = self.learner.features(x)
+        return self.pln(rep)
+
+
+class OML(SupervisedTemplate):
+    """Deploy a meta-trained OML learner: the RLN stays frozen and the PLN learns online by SGD.
+
+    This is an ordinary SGD strategy on the PLN, so SGD plugins (EWC, Replay, ...) compose with it.
+
+    :param learner: an :class:`~avalanche_plasticity.oml.OMLLearner` or the path of its checkpoint.
+    :param optimizer: optimizer over ``model.pln`` parameters; default SGD at the learner's meta-trained
+        inner learning rate (the rule it was meta-trained for).
+    :param lr: learning rate of the default optimizer (default: ``learner.config.inner_lr``).
+    """
+
+    def __init__(self, *, learner: OMLLearner | str | Path, optimizer: torch.optim.Optimizer | None = None,
+                 lr: float | None = None, criterion: nn.Module | None = None, train_mb_size: int = 1,
+                 train_epochs: int = 1, eval_mb_size: int | None = None, device: str | torch.device = "cpu",
+                 plugins=None, evaluator=default_evaluator, eval_every: int = -1, **base_kwargs) -> None:
+        learner = resolve_learner(learner, "OMLLearner")
+        model = OMLModel(learner)
+        if optimizer is None:
+            lr = learner.config.inner_lr if lr is None else lr
+            if not lr > 0:
+                raise ValueError(f"lr must be > 0, got {lr}")
+            optimizer = torch.optim.SGD(model.pln.parameters(), lr=lr)
+        if criterion is None:
+            criterion = nn.MSELoss() if learner.config.task == "regression" else nn.CrossEntropyLoss()
+        super().__init__(model=model, optimizer=optimizer, criterion=criterion, train_mb_size=train_mb_size,
+                         train_epochs=train_epochs,
+                         eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+                         device=device, plugins=plugins, evaluator=evaluator, eval_every=eval_every,
+                         **base_kwargs)
+
+    def make_optimizer(self, **kwargs) -> None:
+        """Keep the user's optimizer over the PLN (Avalanche's default would add the frozen RLN)."""
+
+    def _before_training_exp(self, **kwargs):
+        check_experience(self)
+        super()._before_training_exp(**kwargs)
+
+    def training_iteration_checks(self) -> None:
+        learner = self.model.learner
+        check_inputs(self.mb_x, learner.input_shape, self.mb_y, learner.num_outputs, learner.config.task)
+
+    def forward(self):
+        self.training_iteration_checks() if self.is_training else None
+        return super().forward()
+
+
+__all__ = ["OML", "OMLModel"]

@@ -1,0 +1,92 @@
+"""Shared pieces of the online strategies: input validation and the plastic-model wrapper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from avalanche_plasticity.meta_learning import load_learner
+
+Tensor = torch.Tensor
+
+
+def resolve_learner(learner: Any, kind: str) -> Any:
+    """Accept a learner object or a checkpoint path; return the learner (frozen, eval mode)."""
+    if isinstance(learner, (str, Path)):
+        learner = load_learner(learner, kind=kind)
+    if type(learner).__name__ != kind:
+        raise TypeError(f"learner must be a {kind} or a path to its checkpoint, got {type(learner).__name__}")
+    for p in learner.parameters():
+        p.requires_grad_(False)
+    return learner
+
+
+def check_inputs(x: Tensor, input_shape: tuple[int, ...], y: Tensor | None = None,
+                 num_outputs: int | None = None, task: str = "classification") -> None:
+    """Raise ``ValueError`` for a wrong input shape, non-finite values or labels beyond the head."""
+    if x.dim() != len(input_shape) + 1 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"input batch must have shape (batch, {', '.join(map(str, input_shape))}), "
+                         f"got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("input batch contains NaN or infinite values")
+    if y is None:
+        return
+    if task == "classification":
+        if y.dtype.is_floating_point or y.dim() != 1:
+            raise ValueError(f"labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}")
+        if len(y) and (y.min() < 0 or y.max() >= num_outputs):
+            raise ValueError(f"labels must be in [0, {num_outputs}) (the head has {num_outputs} units), "
+                             f"got labels in [{int(y.min())}, {int(y.max())}]")
+    else:
+        if not torch.isfinite(y).all():
+            raise ValueError("regression targets contain NaN or infinite values")
+
+
+class PlasticModel(nn.Module):
+    """A meta-trained learner plus its current plastic (fast) weights, as a plain ``nn.Module``.
+
+    ``forward(x)`` predicts with the current weights; ``learn(x, y)`` applies one online update of the
+    learner's own rule. ``reset()`` returns to the meta-learned initial weights.
+    """
+
+    def __init__(self, learner: Any) -> None:
+        super().__init__()
+        self.learner = learner
+        self.task = learner.config.task
+        self._names: list[str] = []
+        self.reset()
+
+    def reset(self) -> None:
+        for i, w in enumerate(self.learner.initial_fast_weights(1)):
+            name = f"fast_{i}"
+            self.register_buffer(name, w.detach().clone())
+            if name not in self._names:
+                self._names.append(name)
+
+    @property
+    def fast_weights(self) -> list[Tensor]:
+        return [getattr(self, n) for n in self._names]
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_inputs(x, self.learner.input_shape)
+        return self.learner.predict(self.fast_weights, self.learner.features(x).unsqueeze(0))[0]
+
+    @torch.no_grad()
+    def learn(self, x: Tensor, y: Tensor) -> None:
+        check_inputs(x, self.learner.input_shape, y, self.learner.num_outputs, self.task)
+        if len(x) == 0:
+            return
+        y = y.reshape(len(x), -1) if self.task == "regression" else y
+        new = self.learner.step(self.fast_weights, self.learner.features(x).unsqueeze(0), y.unsqueeze(0))
+        for name, w in zip(self._names, new, strict=True):
+            setattr(self, name, w.detach())
+
+
+def check_experience(strategy: Any) -> None:
+    """Raise ``ValueError`` for an empty training experience."""
+    ds = strategy.experience.dataset
+    if len(ds) == 0:
+        raise ValueError(f"training experience {strategy.experience.current_experience} is empty")
