@@ -51,8 +51,9 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None) ->
     except Exception as e:  # torch raises several types for truncated/garbled files
         raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: {e}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has an unknown format (expected format_version "
-                              f"{FORMAT_VERSION})")
+        raise CheckpointError(
+            f"checkpoint {path} has an unknown format (expected format_version {FORMAT_VERSION})"
+        )
     if kind is not None and ckpt.get("kind") != kind:
         raise CheckpointError(f"checkpoint {path} holds a {ckpt.get('kind')!r}, expected {kind!r}")
     return ckpt

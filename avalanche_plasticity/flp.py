@@ -63,10 +63,11 @@ class FLPConfig:
         self.layer_sizes = tuple(int(n) for n in self.layer_sizes)
         if len(self.layer_sizes) < 2 or min(self.layer_sizes) < 1:
             raise ValueError(f"layer_sizes needs >= 2 positive sizes, got {self.layer_sizes}")
-        for name, value, allowed in (("task", self.task, ("regression", "classification")),
-                                     ("rule", self.rule, ("oja", "hebb")),
-                                     ("plasticity_granularity", self.plasticity_granularity,
-                                      ("synapse", "neuron", "layer"))):
+        for name, value, allowed in (
+            ("task", self.task, ("regression", "classification")),
+            ("rule", self.rule, ("oja", "hebb")),
+            ("plasticity_granularity", self.plasticity_granularity, ("synapse", "neuron", "layer")),
+        ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
@@ -104,8 +105,9 @@ def oja_update(weight: Tensor, rate: Tensor, post: Tensor, pre: Tensor, hebbian:
     return weight + rate * (hebb - post.square().sum(-2).unsqueeze(-1) * weight)
 
 
-def onehot_oja_update(weight: Tensor, rate: Tensor, labels: Tensor, pre: Tensor,
-                      hebbian: bool = False) -> Tensor:
+def onehot_oja_update(
+    weight: Tensor, rate: Tensor, labels: Tensor, pre: Tensor, hebbian: bool = False
+) -> Tensor:
     """:func:`oja_update` with ``post = onehot(labels)``, touching only the labelled rows.
 
     Row ``y`` moves toward each presynaptic pattern: ``W_y += eta_y (.) (a - W_y)`` (Oja) or
@@ -118,9 +120,11 @@ def onehot_oja_update(weight: Tensor, rate: Tensor, labels: Tensor, pre: Tensor,
     hebb_rows = pre  # (E, B, m)
     # Same-label samples in one minibatch add up (the dense rule sums over the batch).
     counts = torch.zeros(E, n, dtype=pre.dtype, device=pre.device).index_put(
-        (ep, labels), torch.ones_like(labels, dtype=pre.dtype), accumulate=True)
+        (ep, labels), torch.ones_like(labels, dtype=pre.dtype), accumulate=True
+    )
     delta = torch.zeros(E, n, m, dtype=pre.dtype, device=pre.device).index_put(
-        (ep, labels), hebb_rows, accumulate=True)
+        (ep, labels), hebb_rows, accumulate=True
+    )
     if not hebbian:
         delta = delta - counts.unsqueeze(-1) * weight
     touched = counts > 0
@@ -177,25 +181,34 @@ class FLPLearner(nn.Module):
                 torch.manual_seed(seed)
             self.trunk: nn.Module = ConvTrunk(**config.trunk)
             if self.trunk.out_features != config.layer_sizes[0]:
-                raise ValueError(f"trunk gives {self.trunk.out_features} features but layer_sizes[0] is "
-                                 f"{config.layer_sizes[0]}")
+                raise ValueError(
+                    f"trunk gives {self.trunk.out_features} features but layer_sizes[0] is "
+                    f"{config.layer_sizes[0]}"
+                )
         else:
             self.trunk = nn.Identity()
         sizes = config.layer_sizes
         n_fb = sizes[-1]
         L = len(sizes) - 1
         self.initial_weights = nn.ParameterList(
-            [nn.Parameter(kaiming_linear(sizes[l + 1], sizes[l], g)) for l in range(L)])
+            [nn.Parameter(kaiming_linear(sizes[l + 1], sizes[l], g)) for l in range(L)]
+        )
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(sizes[l + 1])) for l in range(L)])
         self.feedback_weights = nn.ParameterList(
-            [nn.Parameter(kaiming_linear(sizes[l + 1], n_fb, g)) for l in range(L)])
+            [nn.Parameter(kaiming_linear(sizes[l + 1], n_fb, g)) for l in range(L)]
+        )
         self.feedback_biases = nn.ParameterList([nn.Parameter(torch.zeros(sizes[l + 1])) for l in range(L)])
-        shapes = {"synapse": lambda l: (sizes[l + 1], sizes[l]), "neuron": lambda l: (sizes[l + 1], 1),
-                  "layer": lambda l: (1, 1)}[config.plasticity_granularity]
+        shapes = {
+            "synapse": lambda l: (sizes[l + 1], sizes[l]),
+            "neuron": lambda l: (sizes[l + 1], 1),
+            "layer": lambda l: (1, 1),
+        }[config.plasticity_granularity]
         self.plasticity_rates = nn.ParameterList(
-            [nn.Parameter(torch.full(shapes(l), float(config.init_plasticity))) for l in range(L)])
+            [nn.Parameter(torch.full(shapes(l), float(config.init_plasticity))) for l in range(L)]
+        )
         self.feedback_strengths = nn.ParameterList(
-            [nn.Parameter(torch.tensor(float(config.init_feedback_strength))) for _ in range(L)])
+            [nn.Parameter(torch.tensor(float(config.init_feedback_strength))) for _ in range(L)]
+        )
         if config.task == "classification":  # output target is the label: no feedback there
             self.feedback_weights[-1].requires_grad_(False)
             self.feedback_biases[-1].requires_grad_(False)
@@ -214,9 +227,17 @@ class FLPLearner(nn.Module):
 
     def meta(self) -> FLPMeta:
         c = self.config
-        return FLPMeta(list(self.biases), list(self.feedback_weights), list(self.feedback_biases),
-                       list(self.plasticity_rates), list(self.feedback_strengths), c.task, c.rule,
-                       c.hidden_plasticity_multiplier, c.linear_feedback)
+        return FLPMeta(
+            list(self.biases),
+            list(self.feedback_weights),
+            list(self.feedback_biases),
+            list(self.plasticity_rates),
+            list(self.feedback_strengths),
+            c.task,
+            c.rule,
+            c.hidden_plasticity_multiplier,
+            c.linear_feedback,
+        )
 
     @property
     def num_outputs(self) -> int:

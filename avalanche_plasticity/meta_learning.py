@@ -25,8 +25,10 @@ from .oml import OMLConfig, OMLLearner, task_loss
 from .tasks import EpisodeBatch, rng_state, set_rng_state
 
 Tensor = torch.Tensor
-LEARNERS: dict[str, tuple[type, type]] = {"FLPLearner": (FLPLearner, FLPConfig),
-                                          "OMLLearner": (OMLLearner, OMLConfig)}
+LEARNERS: dict[str, tuple[type, type]] = {
+    "FLPLearner": (FLPLearner, FLPConfig),
+    "OMLLearner": (OMLLearner, OMLConfig),
+}
 
 
 class TaskSource(Protocol):
@@ -67,8 +69,9 @@ class MetaTrainConfig:
                 raise ValueError(f"learning rate {k!r} must be a finite number >= 0, got {v!r}")
 
 
-def run_trajectory(learner: Any, fast: list[Tensor], features: Tensor, targets: Tensor,
-                   truncate: int | None = None) -> list[Tensor]:
+def run_trajectory(
+    learner: Any, fast: list[Tensor], features: Tensor, targets: Tensor, truncate: int | None = None
+) -> list[Tensor]:
     """Apply the learner's online rule over ``features (E, T, B, d)``; with ``truncate=k`` only the last
     ``k`` steps keep the graph (truncated back-propagation through learning)."""
     T = features.shape[1]
@@ -88,7 +91,7 @@ def meta_loss(learner: Any, batch: EpisodeBatch, truncate: int | None = None) ->
     E, T = batch.support_x.shape[:2]
     feats = learner.features(torch.cat([batch.support_x.flatten(1, 2), batch.query_x], 1))
     B = batch.support_x.shape[2]
-    support, query = feats[:, : T * B].unflatten(1, (T, B)), feats[:, T * B:]
+    support, query = feats[:, : T * B].unflatten(1, (T, B)), feats[:, T * B :]
     fast = run_trajectory(learner, learner.initial_fast_weights(E), support, batch.support_y, truncate)
     return task_loss(learner.predict(fast, query), batch.query_y, learner.config.task).mean()
 
@@ -97,8 +100,9 @@ def query_accuracy(learner: Any, batch: EpisodeBatch) -> float:
     """Query accuracy after online learning (classification learners); no gradients."""
     with torch.no_grad():
         E, T, B = batch.support_x.shape[:3]
-        fast = run_trajectory(learner, learner.initial_fast_weights(E), learner.features(batch.support_x),
-                              batch.support_y)
+        fast = run_trajectory(
+            learner, learner.initial_fast_weights(E), learner.features(batch.support_x), batch.support_y
+        )
         out = learner.predict(fast, learner.features(batch.query_x))
         return (out.argmax(-1) == batch.query_y).float().mean().item()
 
@@ -106,15 +110,23 @@ def query_accuracy(learner: Any, batch: EpisodeBatch) -> float:
 def make_optimizers(learner: Any, config: MetaTrainConfig) -> dict[str, torch.optim.Adam]:
     unknown = set(config.lr) - set(learner.param_groups())
     if unknown:
-        raise ValueError(f"unknown parameter group(s) {sorted(unknown)} in lr; "
-                         f"{type(learner).__name__} has {sorted(learner.param_groups())}")
-    return {name: torch.optim.Adam(params, lr=config.lr.get(name, config.default_lr))
-            for name, params in learner.param_groups().items() if params}
+        raise ValueError(
+            f"unknown parameter group(s) {sorted(unknown)} in lr; "
+            f"{type(learner).__name__} has {sorted(learner.param_groups())}"
+        )
+    return {
+        name: torch.optim.Adam(params, lr=config.lr.get(name, config.default_lr))
+        for name, params in learner.param_groups().items()
+        if params
+    }
 
 
 def learner_state(learner: Any) -> dict[str, Any]:
-    return {"kind": type(learner).__name__, "learner_config": dataclasses.asdict(learner.config),
-            "state_dict": learner.state_dict()}
+    return {
+        "kind": type(learner).__name__,
+        "learner_config": dataclasses.asdict(learner.config),
+        "state_dict": learner.state_dict(),
+    }
 
 
 def save_learner(learner: Any, path: str | Path, **extra: Any) -> None:
@@ -129,8 +141,9 @@ def load_learner(path: str | Path, *, kind: str | None = None) -> Any:
     """
     ckpt = load_checkpoint(path, kind=kind)
     if ckpt.get("kind") not in LEARNERS:
-        raise CheckpointError(f"checkpoint {path} holds unknown learner kind {ckpt.get('kind')!r}; "
-                              f"known: {sorted(LEARNERS)}")
+        raise CheckpointError(
+            f"checkpoint {path} holds unknown learner kind {ckpt.get('kind')!r}; known: {sorted(LEARNERS)}"
+        )
     cls, cfg_cls = LEARNERS[ckpt["kind"]]
     learner = cls(cfg_cls(**ckpt["learner_config"]))
     try:
@@ -148,10 +161,17 @@ class MetaTrainResult:
     seconds: float
 
 
-def meta_train(learner: Any, source: TaskSource, config: MetaTrainConfig, *,
-               checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True,
-               stop_after: int | None = None,
-               on_step: Callable[[int, dict[str, float]], None] | None = None) -> MetaTrainResult:
+def meta_train(
+    learner: Any,
+    source: TaskSource,
+    config: MetaTrainConfig,
+    *,
+    checkpoint: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> MetaTrainResult:
     """Meta-train ``learner`` on episodes from ``source``.
 
     :param checkpoint: file to checkpoint to every ``config.checkpoint_every`` steps and at the end; with
@@ -167,11 +187,16 @@ def meta_train(learner: Any, source: TaskSource, config: MetaTrainConfig, *,
     if checkpoint is not None and resume and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint, kind=type(learner).__name__)
         if ckpt["learner_config"] != dataclasses.asdict(learner.config):
-            raise CheckpointError(f"checkpoint {checkpoint} was made with a different learner config: "
-                                  f"{ckpt['learner_config']} != {dataclasses.asdict(learner.config)}")
-        if ckpt.get("meta_config") != dataclasses.asdict(config):
-            raise CheckpointError(f"checkpoint {checkpoint} was made with a different MetaTrainConfig: "
-                                  f"{ckpt.get('meta_config')} != {dataclasses.asdict(config)}")
+            raise CheckpointError(
+                f"checkpoint {checkpoint} was made with a different learner config: "
+                f"{ckpt['learner_config']} != {dataclasses.asdict(learner.config)}"
+            )
+        # ``steps`` may grow: resuming with more steps extends a finished run.
+        if {**ckpt.get("meta_config", {}), "steps": config.steps} != dataclasses.asdict(config):
+            raise CheckpointError(
+                f"checkpoint {checkpoint} was made with a different MetaTrainConfig: "
+                f"{ckpt.get('meta_config')} != {dataclasses.asdict(config)}"
+            )
         learner.load_state_dict(ckpt["state_dict"])
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
@@ -180,9 +205,17 @@ def meta_train(learner: Any, source: TaskSource, config: MetaTrainConfig, *,
 
     def save() -> None:
         if checkpoint is not None:
-            save_atomic({**learner_state(learner), "meta_config": dataclasses.asdict(config),
-                         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                         "rng": rng_state(generator), "step": step, "history": history}, checkpoint)
+            save_atomic(
+                {
+                    **learner_state(learner),
+                    "meta_config": dataclasses.asdict(config),
+                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                    "rng": rng_state(generator),
+                    "step": step,
+                    "history": history,
+                },
+                checkpoint,
+            )
 
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     params = [p for group in learner.param_groups().values() for p in group]

@@ -17,8 +17,9 @@ class MeanSquaredError(Metric[float]):
     def update(self, predicted: torch.Tensor, target: torch.Tensor) -> None:
         predicted = predicted.reshape(target.shape) if predicted.numel() == target.numel() else predicted
         if predicted.shape != target.shape:
-            raise ValueError(f"prediction shape {tuple(predicted.shape)} does not match target shape "
-                             f"{tuple(target.shape)}")
+            raise ValueError(
+                f"prediction shape {tuple(predicted.shape)} does not match target shape {tuple(target.shape)}"
+            )
         self._sum += (predicted.float() - target.float()).square().sum().item()
         self._count += target.numel()
 
@@ -47,8 +48,9 @@ class _MSEPluginMetric(GenericPluginMetric[float, MeanSquaredError]):
         return self._name
 
 
-def mse_metrics(*, minibatch: bool = False, epoch: bool = False, experience: bool = False,
-                stream: bool = False) -> list[_MSEPluginMetric]:
+def mse_metrics(
+    *, minibatch: bool = False, epoch: bool = False, experience: bool = False, stream: bool = False
+) -> list[_MSEPluginMetric]:
     """MSE plugin metrics named like Avalanche's accuracy ones: ``MSE_MB``, ``MSE_Epoch`` (train),
     ``MSE_Exp``, ``MSE_Stream`` (eval), e.g. key ``MSE_Stream/eval_phase/test_stream``."""
     out = []

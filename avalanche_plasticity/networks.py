@@ -22,8 +22,14 @@ class ConvTrunk(nn.Module):
     is 4 stride-2 layers on 28x28.
     """
 
-    def __init__(self, *, in_channels: int = 1, channels: int = 64, strides: Sequence[int] = (2, 2, 2, 2),
-                 image_size: int = 28) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        channels: int = 64,
+        strides: Sequence[int] = (2, 2, 2, 2),
+        image_size: int = 28,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c_in, size = in_channels, image_size
@@ -36,8 +42,9 @@ class ConvTrunk(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-3:] != self.in_shape:
-            raise ValueError(f"input must have shape (..., {', '.join(map(str, self.in_shape))}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"input must have shape (..., {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}"
+            )
         lead = x.shape[:-3]
         return self.body(x.reshape(-1, *self.in_shape)).reshape(*lead, self.out_features)
 
@@ -47,8 +54,9 @@ def kaiming_linear(n_out: int, n_in: int, generator: torch.Generator | None = No
     return torch.randn(n_out, n_in, generator=generator) * (2.0 / n_in) ** 0.5
 
 
-def plastic_forward(weights: Sequence[Tensor], biases: Sequence[Tensor], x: Tensor,
-                    upto: int | None = None) -> list[Tensor]:
+def plastic_forward(
+    weights: Sequence[Tensor], biases: Sequence[Tensor], x: Tensor, upto: int | None = None
+) -> list[Tensor]:
     """Activities ``[a_0 = x, a_1, ..., a_L]`` of a ReLU MLP with a linear last layer.
 
     ``a_l = ReLU(W_l a_{l-1} + b_l)``; ``a_L = W_L a_{L-1} + b_L``. Weights are ``(E, n_l, n_{l-1})``,

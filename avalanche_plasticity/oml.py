@@ -51,8 +51,9 @@ class OMLConfig:
         if len(self.pln_sizes) < 2:
             raise ValueError(f"pln_sizes needs >= 2 sizes, got {self.pln_sizes}")
         if self.rln_sizes[-1] != self.pln_sizes[0]:
-            raise ValueError(f"rln_sizes[-1] ({self.rln_sizes[-1]}) must equal pln_sizes[0] "
-                             f"({self.pln_sizes[0]})")
+            raise ValueError(
+                f"rln_sizes[-1] ({self.rln_sizes[-1]}) must equal pln_sizes[0] ({self.pln_sizes[0]})"
+            )
         if self.task not in ("regression", "classification"):
             raise ValueError(f"task must be 'regression' or 'classification', got {self.task!r}")
         if not self.inner_lr > 0:
@@ -64,8 +65,11 @@ def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:
     if task == "regression":
         return (output - target).square().flatten(1).mean(1)
     E = output.shape[0]
-    return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1),
-                           reduction="none").reshape(E, -1).mean(1)
+    return (
+        F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1), reduction="none")
+        .reshape(E, -1)
+        .mean(1)
+    )
 
 
 class OMLLearner(nn.Module):
@@ -83,8 +87,9 @@ class OMLLearner(nn.Module):
         if config.trunk is not None:
             trunk = ConvTrunk(**config.trunk)
             if trunk.out_features != config.rln_sizes[0]:
-                raise ValueError(f"trunk gives {trunk.out_features} features but rln_sizes[0] is "
-                                 f"{config.rln_sizes[0]}")
+                raise ValueError(
+                    f"trunk gives {trunk.out_features} features but rln_sizes[0] is {config.rln_sizes[0]}"
+                )
             layers.append(trunk)
         for a, b in zip(config.rln_sizes[:-1], config.rln_sizes[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()]
@@ -92,7 +97,8 @@ class OMLLearner(nn.Module):
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         s = config.pln_sizes
         self.pln_weights = nn.ParameterList(
-            [nn.Parameter(kaiming_linear(s[l + 1], s[l], g)) for l in range(len(s) - 1)])
+            [nn.Parameter(kaiming_linear(s[l + 1], s[l], g)) for l in range(len(s) - 1)]
+        )
         self.pln_biases = nn.ParameterList([nn.Parameter(torch.zeros(s[l + 1])) for l in range(len(s) - 1)])
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -123,18 +129,26 @@ class OMLLearner(nn.Module):
     def predict(self, fast_weights: Sequence[Tensor], features: Tensor) -> Tensor:
         return plastic_forward(fast_weights[0::2], fast_weights[1::2], features)[-1]
 
-    def step(self, fast_weights: Sequence[Tensor], features: Tensor, target: Tensor,
-             create_graph: bool | None = None) -> list[Tensor]:
+    def step(
+        self,
+        fast_weights: Sequence[Tensor],
+        features: Tensor,
+        target: Tensor,
+        create_graph: bool | None = None,
+    ) -> list[Tensor]:
         """One online SGD step on the PLN, independently per episode (losses summed over episodes)."""
+        track = torch.is_grad_enabled()  # building a meta-gradient graph?
         if create_graph is None:
-            create_graph = torch.is_grad_enabled() and not self.config.first_order
+            create_graph = track and not self.config.first_order
         with torch.enable_grad():
-            fast = [w if w.requires_grad else w.detach().requires_grad_() for w in fast_weights]
+            # Outside a tracked graph, differentiate w.r.t. fresh leaves (views of parameters made under
+            # no_grad still claim requires_grad, but are not part of any graph).
+            fast = [w if track and w.requires_grad else w.detach().requires_grad_() for w in fast_weights]
             loss = task_loss(self.predict(fast, features), target, self.config.task).sum()
             grads = torch.autograd.grad(loss, fast, create_graph=create_graph)
-        lr = self.config.inner_lr
-        new = [w - lr * g for w, g in zip(fast, grads, strict=True)]
-        return new if create_graph else [w.detach() for w in new]
+            lr = self.config.inner_lr
+            new = [w - lr * g for w, g in zip(fast, grads, strict=True)]  # W_j = W_{j-1} - alpha grad
+        return new if track else [w.detach() for w in new]
 
     def adapt(self, fast_weights: Sequence[Tensor], features: Tensor, targets: Tensor) -> list[Tensor]:
         """Online SGD over a trajectory ``features (E, T, B, d)``, ``targets (E, T, B[, 1])``."""

@@ -34,8 +34,9 @@ class EpisodeBatch:
         return EpisodeBatch(self.support_x[s], self.support_y[s], self.query_x[s], self.query_y[s])
 
     def to(self, device: torch.device | str) -> EpisodeBatch:
-        return EpisodeBatch(*(t.to(device) for t in (self.support_x, self.support_y, self.query_x,
-                                                       self.query_y)))
+        return EpisodeBatch(
+            *(t.to(device) for t in (self.support_x, self.support_y, self.query_x, self.query_y))
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -51,8 +52,14 @@ def sample_sine_functions(n: int, generator: torch.Generator) -> tuple[Tensor, T
     return amplitude, phase
 
 
-def sine_samples(amplitude: Tensor, phase: Tensor, slot: Tensor, num_slots: int, shape: tuple[int, ...],
-                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def sine_samples(
+    amplitude: Tensor,
+    phase: Tensor,
+    slot: Tensor,
+    num_slots: int,
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
     """Inputs ``[onehot(slot), z]`` and targets ``A sin(z + phi)``.
 
     ``amplitude``, ``phase``, ``slot`` have shape ``shape[:-1]``-broadcastable leading dims; the last dim
@@ -72,19 +79,38 @@ class SineTaskSource:
     :param order: ``"continual"`` (function blocks in sequence) or ``"iid"`` (minibatches shuffled).
     """
 
-    def __init__(self, *, pool_size: int = 400, functions_per_episode: int = 10,
-                 batches_per_function: int = 40, batch_size: int = 8, query_per_function: int = 32,
-                 order: Literal["continual", "iid"] = "continual", pool_seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        pool_size: int = 400,
+        functions_per_episode: int = 10,
+        batches_per_function: int = 40,
+        batch_size: int = 8,
+        query_per_function: int = 32,
+        order: Literal["continual", "iid"] = "continual",
+        pool_seed: int = 0,
+    ) -> None:
         if order not in ("continual", "iid"):
             raise ValueError(f"order must be 'continual' or 'iid', got {order!r}")
-        for name, v in (("pool_size", pool_size), ("functions_per_episode", functions_per_episode),
-                        ("batches_per_function", batches_per_function), ("batch_size", batch_size),
-                        ("query_per_function", query_per_function)):
+        for name, v in (
+            ("pool_size", pool_size),
+            ("functions_per_episode", functions_per_episode),
+            ("batches_per_function", batches_per_function),
+            ("batch_size", batch_size),
+            ("query_per_function", query_per_function),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
-        self.amplitude, self.phase = sample_sine_functions(pool_size, torch.Generator().manual_seed(pool_seed))
-        self.k, self.T, self.B, self.Q, self.order = (functions_per_episode, batches_per_function, batch_size,
-                                                      query_per_function, order)
+        self.amplitude, self.phase = sample_sine_functions(
+            pool_size, torch.Generator().manual_seed(pool_seed)
+        )
+        self.k, self.T, self.B, self.Q, self.order = (
+            functions_per_episode,
+            batches_per_function,
+            batch_size,
+            query_per_function,
+            order,
+        )
         self.input_size = functions_per_episode + 1
 
     def sample(self, episodes: int, generator: torch.Generator) -> EpisodeBatch:
@@ -93,8 +119,14 @@ class SineTaskSource:
         amp, ph = self.amplitude[idx], self.phase[idx]  # (E, k)
         slots = torch.arange(k).expand(E, k)
         # support: (E, k, T, B, d) -> (E, k*T, B, d)
-        sx, sy = sine_samples(amp.unsqueeze(-1).expand(E, k, T), ph.unsqueeze(-1).expand(E, k, T),
-                              slots.unsqueeze(-1).expand(E, k, T), k, (E, k, T, B), generator)
+        sx, sy = sine_samples(
+            amp.unsqueeze(-1).expand(E, k, T),
+            ph.unsqueeze(-1).expand(E, k, T),
+            slots.unsqueeze(-1).expand(E, k, T),
+            k,
+            (E, k, T, B),
+            generator,
+        )
         sx, sy = sx.reshape(E, k * T, B, -1), sy.reshape(E, k * T, B, 1)
         if self.order == "iid":
             perm = torch.stack([torch.randperm(k * T, generator=generator) for _ in range(E)])
@@ -119,29 +151,47 @@ class OmniglotTaskSource:
     :param images: ``(classes, drawers, C, H, W)`` images (e.g. ``load_omniglot("background").images``).
     """
 
-    def __init__(self, images: Tensor, *, ways: int = 5, shots: int = 5, query_shots: int = 5,
-                 num_units: int = 1000, order: Literal["continual", "iid"] = "continual") -> None:
+    def __init__(
+        self,
+        images: Tensor,
+        *,
+        ways: int = 5,
+        shots: int = 5,
+        query_shots: int = 5,
+        num_units: int = 1000,
+        order: Literal["continual", "iid"] = "continual",
+    ) -> None:
         import learn2learn as l2l
 
         C, D = images.shape[:2]
         if not 1 <= ways <= min(C, num_units):
             raise ValueError(f"ways must be in [1, {min(C, num_units)}], got {ways}")
         if shots < 1 or query_shots < 1 or shots + query_shots > D:
-            raise ValueError(f"need shots >= 1, query_shots >= 1, shots + query_shots <= {D}; got "
-                             f"{shots}, {query_shots}")
+            raise ValueError(
+                f"need shots >= 1, query_shots >= 1, shots + query_shots <= {D}; got {shots}, {query_shots}"
+            )
         if order not in ("continual", "iid"):
             raise ValueError(f"order must be 'continual' or 'iid', got {order!r}")
         flat = images.reshape(C * D, *images.shape[2:])
         labels = torch.arange(C).repeat_interleave(D)
         dataset = l2l.data.MetaDataset(torch.utils.data.TensorDataset(flat, labels))
-        self.taskset = l2l.data.Taskset(dataset, task_transforms=[
-            l2l.data.transforms.NWays(dataset, n=ways),
-            l2l.data.transforms.KShots(dataset, k=shots + query_shots),
-            l2l.data.transforms.LoadData(dataset),
-            l2l.data.transforms.RemapLabels(dataset, shuffle=True),
-        ], num_tasks=-1)
-        self.ways, self.shots, self.query_shots, self.num_units, self.order = (ways, shots, query_shots,
-                                                                               num_units, order)
+        self.taskset = l2l.data.Taskset(
+            dataset,
+            task_transforms=[
+                l2l.data.transforms.NWays(dataset, n=ways),
+                l2l.data.transforms.KShots(dataset, k=shots + query_shots),
+                l2l.data.transforms.LoadData(dataset),
+                l2l.data.transforms.RemapLabels(dataset, shuffle=True),
+            ],
+            num_tasks=-1,
+        )
+        self.ways, self.shots, self.query_shots, self.num_units, self.order = (
+            ways,
+            shots,
+            query_shots,
+            num_units,
+            order,
+        )
 
     def _one(self, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         x, y = self.taskset.sample()
@@ -154,7 +204,12 @@ class OmniglotTaskSource:
         if self.order == "iid":
             perm = torch.randperm(n * k, generator=generator)
             sx, sy = sx[perm], sy[perm]
-        return sx.unsqueeze(1), sy.unsqueeze(1), x[:, k:].reshape(n * q, *x.shape[2:]), y[:, k:].reshape(n * q)
+        return (
+            sx.unsqueeze(1),
+            sy.unsqueeze(1),
+            x[:, k:].reshape(n * q, *x.shape[2:]),
+            y[:, k:].reshape(n * q),
+        )
 
     def sample(self, episodes: int, generator: torch.Generator) -> EpisodeBatch:
         parts = [self._one(generator) for _ in range(episodes)]

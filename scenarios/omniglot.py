@@ -20,34 +20,52 @@ from avalanche_plasticity.tasks import OmniglotTaskSource
 
 
 def _dataset(x: torch.Tensor, y: torch.Tensor) -> ClassificationDataset:
-    return ClassificationDataset([torch.utils.data.TensorDataset(x, y)],
-                                 data_attributes=[DataAttribute(y.tolist(), "targets")])
+    return ClassificationDataset(
+        [torch.utils.data.TensorDataset(x, y)], data_attributes=[DataAttribute(y.tolist(), "targets")]
+    )
 
 
-def ContinualOmniglot(*, num_classes: int = 100, classes_per_experience: int = 1, train_per_class: int = 15,
-                      test_per_class: int = 5, image_size: int = 28, seed: int = 0,
-                      root: str | Path | None = None):
+def ContinualOmniglot(
+    *,
+    num_classes: int = 100,
+    classes_per_experience: int = 1,
+    train_per_class: int = 15,
+    test_per_class: int = 5,
+    image_size: int = 28,
+    seed: int = 0,
+    root: str | Path | None = None,
+):
     """Build the benchmark on ``num_classes`` random evaluation-split classes (order set by ``seed``).
 
     :raises DataNotFoundError: Omniglot is not under ``root`` / ``$AVP_DATA_DIR``.
     """
     if not isinstance(num_classes, int) or not 1 <= num_classes <= 659:
         raise ValueError(f"num_classes must be an int in [1, 659], got {num_classes!r}")
-    if not isinstance(classes_per_experience, int) or classes_per_experience < 1 \
-            or num_classes % classes_per_experience:
-        raise ValueError(f"classes_per_experience must be a positive divisor of num_classes "
-                         f"({num_classes}), got {classes_per_experience!r}")
+    if (
+        not isinstance(classes_per_experience, int)
+        or classes_per_experience < 1
+        or num_classes % classes_per_experience
+    ):
+        raise ValueError(
+            f"classes_per_experience must be a positive divisor of num_classes "
+            f"({num_classes}), got {classes_per_experience!r}"
+        )
     if train_per_class < 1 or test_per_class < 1 or train_per_class + test_per_class > 20:
-        raise ValueError("need train_per_class, test_per_class >= 1 with a sum <= 20, got "
-                         f"{train_per_class}, {test_per_class}")
+        raise ValueError(
+            "need train_per_class, test_per_class >= 1 with a sum <= 20, got "
+            f"{train_per_class}, {test_per_class}"
+        )
     data = load_omniglot("evaluation", root=root, image_size=image_size)
     g = torch.Generator().manual_seed(seed)
     classes = torch.randperm(data.num_classes, generator=g)[:num_classes]
     drawers = torch.randperm(20, generator=g)
-    train_idx, test_idx = drawers[:train_per_class], drawers[train_per_class:train_per_class + test_per_class]
+    train_idx, test_idx = (
+        drawers[:train_per_class],
+        drawers[train_per_class : train_per_class + test_per_class],
+    )
     train, test = [], []
     for e in range(num_classes // classes_per_experience):
-        chosen = classes[e * classes_per_experience:(e + 1) * classes_per_experience]
+        chosen = classes[e * classes_per_experience : (e + 1) * classes_per_experience]
         labels = torch.arange(e * classes_per_experience, (e + 1) * classes_per_experience)
         for split, idx in ((train, train_idx), (test, test_idx)):
             x = data.images[chosen][:, idx].reshape(-1, *data.images.shape[2:])
@@ -58,10 +76,18 @@ def ContinualOmniglot(*, num_classes: int = 100, classes_per_experience: int = 1
     return bm
 
 
-def omniglot_meta_train_source(*, ways: int = 5, shots: int = 5, query_shots: int = 5, num_units: int = 1000,
-                               image_size: int = 28, order: str = "continual",
-                               root: str | Path | None = None) -> OmniglotTaskSource:
+def omniglot_meta_train_source(
+    *,
+    ways: int = 5,
+    shots: int = 5,
+    query_shots: int = 5,
+    num_units: int = 1000,
+    image_size: int = 28,
+    order: str = "continual",
+    root: str | Path | None = None,
+) -> OmniglotTaskSource:
     """Meta-training episodes on the 964 *background* classes (disjoint from :func:`ContinualOmniglot`)."""
     data = load_omniglot("background", root=root, image_size=image_size)
-    return OmniglotTaskSource(data.images, ways=ways, shots=shots, query_shots=query_shots,
-                              num_units=num_units, order=order)
+    return OmniglotTaskSource(
+        data.images, ways=ways, shots=shots, query_shots=query_shots, num_units=num_units, order=order
+    )

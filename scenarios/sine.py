@@ -18,9 +18,16 @@ META_TRAIN_POOL_SEED = 0  # SineTaskSource's default pool
 EVAL_POOL_SEED = 1
 
 
-def IncrementalSine(*, num_functions: int = 10, batches_per_function: int = 40, batch_size: int = 8,
-                    test_points_per_function: int = 320, pool_size: int = 1000, seed: int = 0,
-                    pool_seed: int = EVAL_POOL_SEED):
+def IncrementalSine(
+    *,
+    num_functions: int = 10,
+    batches_per_function: int = 40,
+    batch_size: int = 8,
+    test_points_per_function: int = 320,
+    pool_size: int = 1000,
+    seed: int = 0,
+    pool_seed: int = EVAL_POOL_SEED,
+):
     """Build the benchmark. Use ``train_mb_size=batch_size`` so each experience is
     ``batches_per_function`` online minibatches.
 
@@ -29,8 +36,12 @@ def IncrementalSine(*, num_functions: int = 10, batches_per_function: int = 40, 
     :returns: an Avalanche benchmark with ``train_stream`` and ``test_stream`` of ``num_functions``
         experiences, targets of shape (1,).
     """
-    for name, v in (("num_functions", num_functions), ("batches_per_function", batches_per_function),
-                    ("batch_size", batch_size), ("test_points_per_function", test_points_per_function)):
+    for name, v in (
+        ("num_functions", num_functions),
+        ("batches_per_function", batches_per_function),
+        ("batch_size", batch_size),
+        ("test_points_per_function", test_points_per_function),
+    ):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if not num_functions <= pool_size:

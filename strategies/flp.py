@@ -28,21 +28,40 @@ class FLP(SupervisedTemplate):
         (default False: the learner keeps learning across calls, as in a continual stream).
     """
 
-    def __init__(self, *, learner: FLPLearner | str | Path, criterion: nn.Module | None = None,
-                 train_mb_size: int = 1, train_epochs: int = 1, eval_mb_size: int | None = None,
-                 device: str | torch.device = "cpu", plugins=None, evaluator=default_evaluator,
-                 eval_every: int = -1, reset_on_train: bool = False, **base_kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        learner: FLPLearner | str | Path,
+        criterion: nn.Module | None = None,
+        train_mb_size: int = 1,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: str | torch.device = "cpu",
+        plugins=None,
+        evaluator=default_evaluator,
+        eval_every: int = -1,
+        reset_on_train: bool = False,
+        **base_kwargs,
+    ) -> None:
         learner = resolve_learner(learner, "FLPLearner")
         model = PlasticModel(learner)
         if criterion is None:
             criterion = nn.MSELoss() if learner.config.task == "regression" else nn.CrossEntropyLoss()
         # Avalanche's template wants an optimizer; FLP has none at deployment.
         placeholder = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
-        super().__init__(model=model, optimizer=placeholder, criterion=criterion,
-                         train_mb_size=train_mb_size, train_epochs=train_epochs,
-                         eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
-                         device=device, plugins=plugins, evaluator=evaluator, eval_every=eval_every,
-                         **base_kwargs)
+        super().__init__(
+            model=model,
+            optimizer=placeholder,
+            criterion=criterion,
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+            device=device,
+            plugins=plugins,
+            evaluator=evaluator,
+            eval_every=eval_every,
+            **base_kwargs,
+        )
         self.reset_on_train = reset_on_train
 
     def train(self, experiences, eval_streams=None, **kwargs):

@@ -48,10 +48,22 @@ class OML(SupervisedTemplate):
     :param lr: learning rate of the default optimizer (default: ``learner.config.inner_lr``).
     """
 
-    def __init__(self, *, learner: OMLLearner | str | Path, optimizer: torch.optim.Optimizer | None = None,
-                 lr: float | None = None, criterion: nn.Module | None = None, train_mb_size: int = 1,
-                 train_epochs: int = 1, eval_mb_size: int | None = None, device: str | torch.device = "cpu",
-                 plugins=None, evaluator=default_evaluator, eval_every: int = -1, **base_kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        learner: OMLLearner | str | Path,
+        optimizer: torch.optim.Optimizer | None = None,
+        lr: float | None = None,
+        criterion: nn.Module | None = None,
+        train_mb_size: int = 1,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: str | torch.device = "cpu",
+        plugins=None,
+        evaluator=default_evaluator,
+        eval_every: int = -1,
+        **base_kwargs,
+    ) -> None:
         learner = resolve_learner(learner, "OMLLearner")
         model = OMLModel(learner)
         if optimizer is None:
@@ -61,11 +73,19 @@ class OML(SupervisedTemplate):
             optimizer = torch.optim.SGD(model.pln.parameters(), lr=lr)
         if criterion is None:
             criterion = nn.MSELoss() if learner.config.task == "regression" else nn.CrossEntropyLoss()
-        super().__init__(model=model, optimizer=optimizer, criterion=criterion, train_mb_size=train_mb_size,
-                         train_epochs=train_epochs,
-                         eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
-                         device=device, plugins=plugins, evaluator=evaluator, eval_every=eval_every,
-                         **base_kwargs)
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+            device=device,
+            plugins=plugins,
+            evaluator=evaluator,
+            eval_every=eval_every,
+            **base_kwargs,
+        )
 
     def make_optimizer(self, **kwargs) -> None:
         """Keep the user's optimizer over the PLN (Avalanche's default would add the frozen RLN)."""

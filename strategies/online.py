@@ -24,12 +24,18 @@ def resolve_learner(learner: Any, kind: str) -> Any:
     return learner
 
 
-def check_inputs(x: Tensor, input_shape: tuple[int, ...], y: Tensor | None = None,
-                 num_outputs: int | None = None, task: str = "classification") -> None:
+def check_inputs(
+    x: Tensor,
+    input_shape: tuple[int, ...],
+    y: Tensor | None = None,
+    num_outputs: int | None = None,
+    task: str = "classification",
+) -> None:
     """Raise ``ValueError`` for a wrong input shape, non-finite values or labels beyond the head."""
     if x.dim() != len(input_shape) + 1 or tuple(x.shape[1:]) != tuple(input_shape):
-        raise ValueError(f"input batch must have shape (batch, {', '.join(map(str, input_shape))}), "
-                         f"got {tuple(x.shape)}")
+        raise ValueError(
+            f"input batch must have shape (batch, {', '.join(map(str, input_shape))}), got {tuple(x.shape)}"
+        )
     if not torch.isfinite(x).all():
         raise ValueError("input batch contains NaN or infinite values")
     if y is None:
@@ -38,8 +44,10 @@ def check_inputs(x: Tensor, input_shape: tuple[int, ...], y: Tensor | None = Non
         if y.dtype.is_floating_point or y.dim() != 1:
             raise ValueError(f"labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}")
         if len(y) and (y.min() < 0 or y.max() >= num_outputs):
-            raise ValueError(f"labels must be in [0, {num_outputs}) (the head has {num_outputs} units), "
-                             f"got labels in [{int(y.min())}, {int(y.max())}]")
+            raise ValueError(
+                f"labels must be in [0, {num_outputs}) (the head has {num_outputs} units), "
+                f"got labels in [{int(y.min())}, {int(y.max())}]"
+            )
     else:
         if not torch.isfinite(y).all():
             raise ValueError("regression targets contain NaN or infinite values")

@@ -4,5 +4,13 @@ from .mnist import load_mnist
 from .omniglot import OmniglotSplit, download_omniglot, load_omniglot
 from .root import ENV_VAR, DataNotFoundError, default_data_root, resolve_data_root
 
-__all__ = ["ENV_VAR", "DataNotFoundError", "OmniglotSplit", "default_data_root", "download_omniglot",
-           "load_mnist", "load_omniglot", "resolve_data_root"]
+__all__ = [
+    "ENV_VAR",
+    "DataNotFoundError",
+    "OmniglotSplit",
+    "default_data_root",
+    "download_omniglot",
+    "load_mnist",
+    "load_omniglot",
+    "resolve_data_root",
+]

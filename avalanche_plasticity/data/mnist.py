@@ -11,8 +11,10 @@ import torch
 
 from .root import DataNotFoundError, resolve_data_root
 
-_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -22,7 +24,7 @@ def _read_idx(path: Path) -> np.ndarray:
             with opener(candidate, "rb") as f:
                 data = f.read()
             ndim = data[3]
-            shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
             return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
     raise DataNotFoundError(path)
 

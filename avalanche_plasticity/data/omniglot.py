@@ -36,23 +36,58 @@ DRAWERS = 20
 # (alphabet, number of characters) in character-id order; ids are contiguous per alphabet.
 ALPHABETS = {
     "background": [
-        ("Arcadian", 26), ("Armenian", 41), ("Asomtavruli_(Georgian)", 40), ("Balinese", 24),
-        ("Bengali", 46), ("Blackfoot_(Canadian_Aboriginal_Syllabics)", 14), ("Braille", 26),
-        ("Cyrillic", 33), ("Early_Aramaic", 22), ("Syriac_(Estrangelo)", 23),
-        ("Anglo-Saxon_Futhorc", 29), ("Futurama", 26), ("Grantha", 43), ("Greek", 24),
-        ("Gujarati", 48), ("Hebrew", 22), ("Japanese_(hiragana)", 52),
-        ("Inuktitut_(Canadian_Aboriginal_Syllabics)", 16), ("Malay_(Jawi_-_Arabic)", 40),
-        ("Japanese_(katakana)", 47), ("Korean", 40), ("Latin", 26), ("Alphabet_of_the_Magi", 20),
-        ("Mkhedruli_(Georgian)", 41), ("Burmese_(Myanmar)", 34), ("N_Ko", 33),
-        ("Ojibwe_(Canadian_Aboriginal_Syllabics)", 14), ("Sanskrit", 42), ("Tagalog", 17),
+        ("Arcadian", 26),
+        ("Armenian", 41),
+        ("Asomtavruli_(Georgian)", 40),
+        ("Balinese", 24),
+        ("Bengali", 46),
+        ("Blackfoot_(Canadian_Aboriginal_Syllabics)", 14),
+        ("Braille", 26),
+        ("Cyrillic", 33),
+        ("Early_Aramaic", 22),
+        ("Syriac_(Estrangelo)", 23),
+        ("Anglo-Saxon_Futhorc", 29),
+        ("Futurama", 26),
+        ("Grantha", 43),
+        ("Greek", 24),
+        ("Gujarati", 48),
+        ("Hebrew", 22),
+        ("Japanese_(hiragana)", 52),
+        ("Inuktitut_(Canadian_Aboriginal_Syllabics)", 16),
+        ("Malay_(Jawi_-_Arabic)", 40),
+        ("Japanese_(katakana)", 47),
+        ("Korean", 40),
+        ("Latin", 26),
+        ("Alphabet_of_the_Magi", 20),
+        ("Mkhedruli_(Georgian)", 41),
+        ("Burmese_(Myanmar)", 34),
+        ("N_Ko", 33),
+        ("Ojibwe_(Canadian_Aboriginal_Syllabics)", 14),
+        ("Sanskrit", 42),
+        ("Tagalog", 17),
         ("Tifinagh", 55),
     ],
     "evaluation": [
-        ("Angelic", 20), ("Atemayar_Qelisayer", 26), ("Atlantean", 26), ("Aurek-Besh", 26),
-        ("Avesta", 26), ("Ge_ez", 26), ("Glagolitic", 45), ("Gurmukhi", 45), ("Kannada", 41),
-        ("Keble", 26), ("Malayalam", 47), ("Manipuri", 40), ("Mongolian", 30),
-        ("Old_Church_Slavonic_(Cyrillic)", 45), ("Oriya", 46), ("Syriac_(Serto)", 23),
-        ("Sylheti", 28), ("Tengwar", 25), ("Tibetan", 42), ("ULOG", 26),
+        ("Angelic", 20),
+        ("Atemayar_Qelisayer", 26),
+        ("Atlantean", 26),
+        ("Aurek-Besh", 26),
+        ("Avesta", 26),
+        ("Ge_ez", 26),
+        ("Glagolitic", 45),
+        ("Gurmukhi", 45),
+        ("Kannada", 41),
+        ("Keble", 26),
+        ("Malayalam", 47),
+        ("Manipuri", 40),
+        ("Mongolian", 30),
+        ("Old_Church_Slavonic_(Cyrillic)", 45),
+        ("Oriya", 46),
+        ("Syriac_(Serto)", 23),
+        ("Sylheti", 28),
+        ("Tengwar", 25),
+        ("Tibetan", 42),
+        ("ULOG", 26),
     ],
 }
 
@@ -117,8 +152,10 @@ def _read_png_tree(files: dict[str, bytes], split: str) -> np.ndarray:
     order = [(a, k + 1) for a, n in ALPHABETS[split] for k in range(n)]
     missing = [key for key in order if key not in by_char or len(by_char[key]) != DRAWERS]
     if missing:
-        raise DataNotFoundError(f"Omniglot '{split}' PNG tree is incomplete: {len(missing)} characters "
-                                f"missing or short, e.g. {missing[:3]}")
+        raise DataNotFoundError(
+            f"Omniglot '{split}' PNG tree is incomplete: {len(missing)} characters "
+            f"missing or short, e.g. {missing[:3]}"
+        )
     return np.stack([np.stack([by_char[key][d] for d in range(1, DRAWERS + 1)]) for key in order])
 
 
@@ -141,13 +178,15 @@ def resize_images(ink: np.ndarray, image_size: int) -> np.ndarray:
     """Area-average resize of boolean (..., 105, 105) ink masks to float (..., size, size)."""
     lead = ink.shape[:-2]
     x = torch.from_numpy(ink.reshape(-1, 1, *ink.shape[-2:]).astype(np.float32))
-    out = torch.cat([F.interpolate(chunk, size=(image_size, image_size), mode="area")
-                     for chunk in x.split(4096)])
+    out = torch.cat(
+        [F.interpolate(chunk, size=(image_size, image_size), mode="area") for chunk in x.split(4096)]
+    )
     return out.reshape(*lead, 1, image_size, image_size).numpy()
 
 
-def load_omniglot(split: str = "background", *, root: str | Path | None = None,
-                  image_size: int = 28) -> OmniglotSplit:
+def load_omniglot(
+    split: str = "background", *, root: str | Path | None = None, image_size: int = 28
+) -> OmniglotSplit:
     """Load one Omniglot split resized to ``image_size`` (cached after the first call).
 
     :param split: ``"background"`` (964 meta-training classes) or ``"evaluation"`` (659 classes).
@@ -162,9 +201,18 @@ def load_omniglot(split: str = "background", *, root: str | Path | None = None,
     root_path = resolve_data_root(root)
     if not (root_path / "omniglot").exists():
         raise DataNotFoundError(_missing_message(root_path, split))
-    source = next((p for p in (root_path / "omniglot" / f"images_{split}.npz",
-                               root_path / "omniglot" / f"images_{split}.zip",
-                               root_path / "omniglot" / f"images_{split}") if p.exists()), None)
+    source = next(
+        (
+            p
+            for p in (
+                root_path / "omniglot" / f"images_{split}.npz",
+                root_path / "omniglot" / f"images_{split}.zip",
+                root_path / "omniglot" / f"images_{split}",
+            )
+            if p.exists()
+        ),
+        None,
+    )
     if source is None:
         raise DataNotFoundError(_missing_message(root_path, split))
     stamp = f"{source.resolve()}:{source.stat().st_size}:{int(source.stat().st_mtime)}"
@@ -173,15 +221,22 @@ def load_omniglot(split: str = "background", *, root: str | Path | None = None,
     if cached.is_file():
         images = np.load(cached).astype(np.float32)
     else:
-        images = resize_images(_load_raw(root_path, split), image_size)
+        half = resize_images(_load_raw(root_path, split), image_size).astype(np.float16)
         tmp = cached.with_suffix(".tmp.npy")
-        np.save(tmp, images.astype(np.float16))
+        np.save(tmp, half)
         tmp.replace(cached)
+        images = half.astype(np.float32)  # identical to what later (cached) loads return
     if images.shape[:2] != (NUM_CLASSES[split], DRAWERS):
-        raise DataNotFoundError(f"Omniglot '{split}' at {source} has shape {images.shape[:2]}, expected "
-                                f"({NUM_CLASSES[split]}, {DRAWERS})")
-    return OmniglotSplit(split, torch.from_numpy(images), torch.from_numpy(_alphabet_ids(split)),
-                         tuple(a for a, _ in ALPHABETS[split]))
+        raise DataNotFoundError(
+            f"Omniglot '{split}' at {source} has shape {images.shape[:2]}, expected "
+            f"({NUM_CLASSES[split]}, {DRAWERS})"
+        )
+    return OmniglotSplit(
+        split,
+        torch.from_numpy(images),
+        torch.from_numpy(_alphabet_ids(split)),
+        tuple(a for a, _ in ALPHABETS[split]),
+    )
 
 
 def download_omniglot(root: str | Path | None = None) -> Path:

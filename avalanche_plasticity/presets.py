@@ -1,0 +1,105 @@
+"""Named configurations: a CPU-size default (minutes on 2 cores) and the papers' sizes (``paper``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .flp import FLPConfig
+from .meta_learning import MetaTrainConfig
+from .oml import OMLConfig
+
+
+@dataclass
+class Preset:
+    """Everything needed to meta-train one learner on one scenario."""
+
+    learner: str  # "FLP" | "OML"
+    learner_config: Any
+    meta: MetaTrainConfig
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def sine_presets(scale: str = "cpu") -> dict[str, Preset]:
+    """Incremental sine. ``cpu``: width 64, 4 layers, 10 x 40 minibatches of 8 per episode.
+    ``paper``: FLP's 9 layers of width 300 (all plastic) and OML's 6 RLN + 3 PLN layers."""
+    if scale == "paper":
+        w, depth, steps, mb = 300, 8, 20000, 16
+    elif scale == "cpu":
+        w, depth, steps, mb = 64, 3, 400, 8
+    else:
+        raise ValueError(f"scale must be 'cpu' or 'paper', got {scale!r}")
+    hidden = (w,) * depth
+    rln_depth = depth - 1 if scale == "cpu" else 6
+    return {
+        "FLP": Preset(
+            "FLP",
+            FLPConfig(
+                layer_sizes=(11, *hidden, 1),
+                task="regression",
+                init_plasticity=0.0,
+                init_feedback_strength=0.5,
+            ),
+            MetaTrainConfig(
+                steps=steps, meta_batch_size=mb, default_lr=1e-3, lr={"plasticity": 1e-6}, checkpoint_every=25
+            ),
+        ),
+        "OML": Preset(
+            "OML",
+            OMLConfig(
+                rln_sizes=(11, *hidden[:rln_depth]),
+                pln_sizes=(w, *hidden[rln_depth:], 1),
+                task="regression",
+                inner_lr=0.003,
+            ),
+            MetaTrainConfig(steps=steps, meta_batch_size=mb, default_lr=1e-3, checkpoint_every=25),
+        ),
+    }
+
+
+def omniglot_presets(scale: str = "cpu") -> dict[str, Preset]:
+    """Omniglot. ``cpu``: 28x28, 4 stride-2 conv layers of 32 channels, 10-way 5-shot continual
+    episodes, a 200-unit head. ``paper``: 84x84, FLP's 6-layer conv trunk (strides 2,1,2,1,2,2), 128
+    channels, a 1000-unit head."""
+    if scale == "cpu":
+        trunk = dict(channels=32, strides=(2, 2, 2, 2), image_size=28)
+        feat, hidden, units, steps, mb, ways = 32 * 2 * 2, 128, 200, 1500, 8, 10
+    elif scale == "paper":
+        trunk = dict(channels=128, strides=(2, 1, 2, 1, 2, 2), image_size=84)
+        feat, hidden, units, steps, mb, ways = 128 * 3 * 3, 128, 1000, 40000, 16, 5
+    else:
+        raise ValueError(f"scale must be 'cpu' or 'paper', got {scale!r}")
+    source = dict(ways=ways, shots=5, query_shots=5, num_units=units, image_size=trunk["image_size"])
+    return {
+        "FLP": Preset(
+            "FLP",
+            FLPConfig(
+                layer_sizes=(feat, hidden, units),
+                task="classification",
+                init_plasticity=0.0,
+                init_feedback_strength=1.0,
+                hidden_plasticity_multiplier=10.0,
+                trunk=trunk,
+            ),
+            MetaTrainConfig(
+                steps=steps,
+                meta_batch_size=mb,
+                default_lr=1e-3,
+                lr={"plasticity": 3e-4, "feedback_strength": 0.0},
+                checkpoint_every=25,
+            ),
+            source,
+        ),
+        "OML": Preset(
+            "OML",
+            OMLConfig(
+                rln_sizes=(feat, hidden),
+                pln_sizes=(hidden, units),
+                task="classification",
+                inner_lr=0.03,
+                trunk=trunk,
+            ),
+            MetaTrainConfig(steps=steps, meta_batch_size=mb, default_lr=1e-3, checkpoint_every=25),
+            source,
+        ),
+    }

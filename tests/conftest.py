@@ -1,0 +1,31 @@
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def data_root() -> Path | None:
+    """The data root for tests: $AVP_DATA_DIR, else ../shared/data beside the checkout."""
+    env = os.environ.get("AVP_DATA_DIR")
+    root = Path(env) if env else SHARED_DATA
+    return root if root.exists() else None
+
+
+@pytest.fixture
+def omniglot_root() -> Path:
+    root = data_root()
+    if root is None or not (root / "omniglot" / "images_background.npz").exists():
+        pytest.skip(f"Omniglot not found (set AVP_DATA_DIR; looked in {root or SHARED_DATA})")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "avp_cache"
+    monkeypatch.setenv("AVP_CACHE_DIR", str(cache))
+    torch.manual_seed(0)

@@ -1,0 +1,126 @@
+"""FLP and OML as Avalanche strategies: train/eval with EvaluationPlugin and ReplayPlugin."""
+
+import pytest
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics, loss_metrics
+from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
+from avalanche_plasticity.scenarios import ContinualOmniglot, IncrementalSine
+from avalanche_plasticity.strategies import FLP, OML
+
+from avalanche_plasticity.flp import FLPConfig, FLPLearner
+from avalanche_plasticity.meta_learning import save_learner
+from avalanche_plasticity.metrics import mse_metrics
+from avalanche_plasticity.oml import OMLConfig, OMLLearner
+
+TRUNK = dict(channels=8, strides=(2, 2, 2, 2), image_size=28)
+
+
+def sine_learners():
+    return {
+        "FLP": FLPLearner(FLPConfig(layer_sizes=(4, 16, 1), init_plasticity=1e-4), seed=0),
+        "OML": OMLLearner(OMLConfig(rln_sizes=(4, 16), pln_sizes=(16, 1)), seed=0),
+    }
+
+
+@pytest.mark.parametrize("name", ["FLP", "OML"])
+def test_sine_stream_with_replay_and_mse_metrics(name):
+    bm = IncrementalSine(num_functions=3, batches_per_function=5)
+    ev = EvaluationPlugin(*mse_metrics(experience=True, stream=True), loss_metrics(stream=True), loggers=[])
+    cls = {"FLP": FLP, "OML": OML}[name]
+    replay = ReplayPlugin(mem_size=16)
+    s = cls(learner=sine_learners()[name], train_mb_size=8, evaluator=ev, plugins=[replay])
+    for exp in bm.train_stream:
+        s.train(exp)
+    res = s.eval(bm.test_stream)
+    assert "MSE_Stream/eval_phase/test_stream" in res
+    assert "MSE_Exp/eval_phase/test_stream/Exp002" in res
+    assert res["MSE_Stream/eval_phase/test_stream"] == pytest.approx(
+        res["Loss_Stream/eval_phase/test_stream"], rel=1e-4
+    )
+    assert len(replay.storage_policy.buffer) == 16
+
+
+def test_flp_strategy_changes_only_fast_weights():
+    learner = sine_learners()["FLP"]
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    s = FLP(learner=learner, train_mb_size=8, evaluator=EvaluationPlugin(loggers=[]))
+    fast0 = [w.clone() for w in s.model.fast_weights]
+    s.train(IncrementalSine(num_functions=3, batches_per_function=3).train_stream[0])
+    assert all(torch.equal(before[k], v) for k, v in learner.state_dict().items())  # meta-params fixed
+    assert any(not torch.equal(a, b) for a, b in zip(fast0, s.model.fast_weights, strict=True))
+
+
+def test_flp_online_learning_reduces_error_on_the_trained_function():
+    """With a hand-set rule (pure output-layer Oja), training on a function lowers its MSE."""
+    learner = FLPLearner(
+        FLPConfig(layer_sizes=(2, 1), init_plasticity=0.0, init_feedback_strength=1.0, linear_feedback=True),
+        seed=0,
+    )
+    with torch.no_grad():
+        learner.feedback_weights[0].fill_(1.0)
+        learner.plasticity_rates[0].fill_(0.05)
+    x = torch.randn(256, 2)
+    y = (x @ torch.tensor([[0.7], [-0.4]])).reshape(-1, 1)
+    from avalanche_plasticity.strategies import PlasticModel
+
+    m = PlasticModel(learner)
+    mse0 = (m(x) - y).square().mean()
+    for i in range(0, 256, 8):
+        m.learn(x[i : i + 8], y[i : i + 8])
+    assert (m(x) - y).square().mean() < 0.5 * mse0
+
+
+@pytest.mark.parametrize("name", ["FLP", "OML"])
+def test_omniglot_stream_with_accuracy_forgetting_bwt(name, omniglot_root, tmp_path):
+    bm = ContinualOmniglot(num_classes=4, classes_per_experience=2, root=omniglot_root)
+    learner = (
+        FLPLearner(
+            FLPConfig(layer_sizes=(32, 16, 10), task="classification", trunk=TRUNK, init_plasticity=0.2),
+            seed=0,
+        )
+        if name == "FLP"
+        else OMLLearner(
+            OMLConfig(
+                rln_sizes=(32, 16), pln_sizes=(16, 10), task="classification", trunk=TRUNK, inner_lr=0.05
+            ),
+            seed=0,
+        )
+    )
+    path = tmp_path / "learner.pt"
+    save_learner(learner, path)
+    ev = EvaluationPlugin(
+        accuracy_metrics(experience=True, stream=True),
+        forgetting_metrics(experience=True, stream=True),
+        bwt_metrics(stream=True),
+        loggers=[],
+    )
+    cls = {"FLP": FLP, "OML": OML}[name]
+    s = cls(learner=str(path), train_mb_size=1, evaluator=ev, plugins=[ReplayPlugin(mem_size=10)])
+    for exp in bm.train_stream:
+        s.train(exp)
+        res = s.eval(bm.test_stream)
+    for key in (
+        "Top1_Acc_Stream/eval_phase/test_stream",
+        "StreamForgetting/eval_phase/test_stream",
+        "StreamBWT/eval_phase/test_stream",
+        "ExperienceForgetting/eval_phase/test_stream/Exp000",
+    ):
+        assert key in res, key
+
+
+def test_oml_composes_with_ewc():
+    from avalanche.training.plugins import EWCPlugin
+
+    bm = IncrementalSine(num_functions=3, batches_per_function=4)
+    ewc = EWCPlugin(ewc_lambda=10.0)
+    s = OML(
+        learner=sine_learners()["OML"],
+        train_mb_size=8,
+        plugins=[ewc],
+        evaluator=EvaluationPlugin(*mse_metrics(stream=True), loggers=[]),
+    )
+    rln_before = {k: v.clone() for k, v in s.model.learner.state_dict().items()}
+    for exp in bm.train_stream:
+        s.train(exp)
+    assert ewc.saved_params  # importances computed over the PLN
+    assert all(torch.equal(rln_before[k], v) for k, v in s.model.learner.state_dict().items())
