@@ -37,6 +37,10 @@ class ConvTrunk(nn.Module):
             layers += [nn.Conv2d(c_in, channels, 3, stride=s, padding=1), nn.ReLU()]
             c_in, size = channels, (size - 1) // s + 1
         self.body = nn.Sequential(*layers)
+        for m in self.body:
+            if isinstance(m, nn.Conv2d):  # Kaiming-normal (fan-in, ReLU), zero bias: keeps feature scale
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
         self.in_shape = (in_channels, image_size, image_size)
         self.out_features = channels * size * size
 

@@ -85,7 +85,7 @@ def omniglot_presets(scale: str = "cpu") -> dict[str, Preset]:
                 steps=steps,
                 meta_batch_size=mb,
                 default_lr=1e-3,
-                lr={"plasticity": 3e-4, "feedback_strength": 0.0},
+                lr={"plasticity": 3e-3, "feedback_strength": 0.0},
                 checkpoint_every=25,
             ),
             source,
