@@ -43,7 +43,8 @@ class MetaTrainConfig:
     :param meta_batch_size: episodes per meta-update (run batched, in one computation).
     :param lr: Adam learning rate per parameter group; groups not named use ``default_lr``.
     :param truncate: back-propagate through only the last ``truncate`` online steps (None: all).
-    :param grad_clip: clip the global meta-gradient norm (None: no clipping). NaN entries are zeroed.
+    :param grad_clip: clip the global meta-gradient norm (None: no clipping). NaN entries are zeroed;
+        a meta-batch whose loss is not finite is skipped (no update).
     :param checkpoint_every: meta-updates between checkpoints.
     :param seed: seeds task sampling.
     """
@@ -226,20 +227,22 @@ def meta_train(
         loss = meta_loss(learner, batch, config.truncate)
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in params:
-            if p.grad is not None:
-                torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        for opt in optimizers.values():
-            opt.step()
-        step += 1
         value = loss.item()
-        running = value if running is None else 0.95 * running + 0.05 * value
+        if math.isfinite(value):  # a diverged episode batch (e.g. unstable plasticity) is skipped
+            loss.backward()
+            for p in params:
+                if p.grad is not None:
+                    torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            for opt in optimizers.values():
+                opt.step()
+            running = value if running is None else 0.95 * running + 0.05 * value
+        step += 1
         history.append({"step": step, "meta_loss": value})
         bar.update(1)
-        bar.set_postfix(meta_loss=f"{running:.4f}")
+        if running is not None:
+            bar.set_postfix(meta_loss=f"{running:.4f}")
         if on_step is not None:
             on_step(step, history[-1])
         if step % config.checkpoint_every == 0:

@@ -21,12 +21,12 @@ class Preset:
 
 
 def sine_presets(scale: str = "cpu") -> dict[str, Preset]:
-    """Incremental sine. ``cpu``: width 64, 4 layers, 10 x 40 minibatches of 8 per episode.
+    """Incremental sine. ``cpu``: width 64, 4 layers, 10 x 40 minibatches of 8 per episode, 1200 meta-updates.
     ``paper``: FLP's 9 layers of width 300 (all plastic) and OML's 6 RLN + 3 PLN layers."""
     if scale == "paper":
         w, depth, steps, mb = 300, 8, 20000, 16
     elif scale == "cpu":
-        w, depth, steps, mb = 64, 3, 400, 8
+        w, depth, steps, mb = 64, 3, 1200, 8
     else:
         raise ValueError(f"scale must be 'cpu' or 'paper', got {scale!r}")
     hidden = (w,) * depth

@@ -7,14 +7,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from avalanche.training.plugins.evaluation import default_evaluator
-from avalanche.training.templates import SupervisedTemplate
 
 from avalanche_plasticity.flp import FLPLearner
 
-from .online import PlasticModel, check_experience, resolve_learner
+from .online import OnlineLearnerTemplate, PlasticModel, resolve_learner
 
 
-class FLP(SupervisedTemplate):
+class FLP(OnlineLearnerTemplate):
     """Deploy a meta-trained FLP learner in an Avalanche stream.
 
     Each training minibatch drives one online update of the learned rule (feedback weights set the
@@ -44,18 +43,16 @@ class FLP(SupervisedTemplate):
         **base_kwargs,
     ) -> None:
         learner = resolve_learner(learner, "FLPLearner")
-        model = PlasticModel(learner)
-        if criterion is None:
-            criterion = nn.MSELoss() if learner.config.task == "regression" else nn.CrossEntropyLoss()
         # Avalanche's template wants an optimizer; FLP has none at deployment.
         placeholder = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
         super().__init__(
-            model=model,
+            model=PlasticModel(learner),
             optimizer=placeholder,
+            task=learner.config.task,
             criterion=criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
-            eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+            eval_mb_size=eval_mb_size,
             device=device,
             plugins=plugins,
             evaluator=evaluator,
@@ -68,13 +65,6 @@ class FLP(SupervisedTemplate):
         if self.reset_on_train:
             self.model.reset()
         return super().train(experiences, eval_streams, **kwargs)
-
-    def make_optimizer(self, **kwargs) -> None:
-        """No optimizer: the plasticity rule is the learning."""
-
-    def _before_training_exp(self, **kwargs):
-        check_experience(self)
-        super()._before_training_exp(**kwargs)
 
     def training_epoch(self, **kwargs):
         with torch.no_grad():

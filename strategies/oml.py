@@ -7,11 +7,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from avalanche.training.plugins.evaluation import default_evaluator
-from avalanche.training.templates import SupervisedTemplate
 
 from avalanche_plasticity.oml import OMLLearner
 
-from .online import check_experience, check_inputs, resolve_learner
+from .online import OnlineLearnerTemplate, check_inputs, resolve_learner
 
 
 class OMLModel(nn.Module):
@@ -37,7 +36,7 @@ class OMLModel(nn.Module):
         return self.pln(rep)
 
 
-class OML(SupervisedTemplate):
+class OML(OnlineLearnerTemplate):
     """Deploy a meta-trained OML learner: the RLN stays frozen and the PLN learns online by SGD.
 
     This is an ordinary SGD strategy on the PLN, so SGD plugins (EWC, Replay, ...) compose with it.
@@ -71,28 +70,20 @@ class OML(SupervisedTemplate):
             if not lr > 0:
                 raise ValueError(f"lr must be > 0, got {lr}")
             optimizer = torch.optim.SGD(model.pln.parameters(), lr=lr)
-        if criterion is None:
-            criterion = nn.MSELoss() if learner.config.task == "regression" else nn.CrossEntropyLoss()
         super().__init__(
             model=model,
             optimizer=optimizer,
+            task=learner.config.task,
             criterion=criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
-            eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+            eval_mb_size=eval_mb_size,
             device=device,
             plugins=plugins,
             evaluator=evaluator,
             eval_every=eval_every,
             **base_kwargs,
         )
-
-    def make_optimizer(self, **kwargs) -> None:
-        """Keep the user's optimizer over the PLN (Avalanche's default would add the frozen RLN)."""
-
-    def _before_training_exp(self, **kwargs):
-        check_experience(self)
-        super()._before_training_exp(**kwargs)
 
     def training_iteration_checks(self) -> None:
         learner = self.model.learner

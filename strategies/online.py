@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from avalanche.training.templates import SupervisedTemplate
 
 from avalanche_plasticity.meta_learning import load_learner
 
@@ -98,3 +99,39 @@ def check_experience(strategy: Any) -> None:
     ds = strategy.experience.dataset
     if len(ds) == 0:
         raise ValueError(f"training experience {strategy.experience.current_experience} is empty")
+
+
+class OnlineLearnerTemplate(SupervisedTemplate):
+    """Shared base of the strategies that deploy a meta-trained learner: the default criterion follows
+    the learner's task, ``eval_mb_size`` defaults to ``train_mb_size``, empty experiences are refused,
+    and the optimizer given at construction is kept as is."""
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        task: str,
+        criterion: nn.Module | None = None,
+        train_mb_size: int = 1,
+        eval_mb_size: int | None = None,
+        **base_kwargs,
+    ) -> None:
+        if criterion is None:
+            criterion = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss()
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            train_mb_size=train_mb_size,
+            eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+            **base_kwargs,
+        )
+
+    def make_optimizer(self, **kwargs) -> None:
+        """Keep the optimizer given at construction (Avalanche's default would reset it to all model
+        parameters, frozen meta-parameters included)."""
+
+    def _before_training_exp(self, **kwargs):
+        check_experience(self)
+        super()._before_training_exp(**kwargs)
