@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -31,6 +32,18 @@ from avalanche_plasticity.experiments import (
 
 HERE = Path(__file__).resolve().parent
 LR_GRID = (0.001, 0.003, 0.01, 0.03)
+EWC_LAMBDA = 1.0  # lambda >= 10 diverges (NaN) on this stream at every lr in LR_GRID that learns
+
+
+def mean_std(values: list[float]) -> dict:
+    """Mean/std over runs; a run that diverged (non-finite) is counted and reported, not averaged."""
+    finite = [v for v in values if math.isfinite(v)]
+    return {
+        "mean": statistics.mean(finite) if finite else None,
+        "std": statistics.pstdev(finite) if finite else None,
+        "runs": len(values),
+        "diverged_runs": len(values) - len(finite),
+    }
 
 
 def run(name, learners, cfg, seed, lr, problem_seed):
@@ -41,6 +54,7 @@ def run(name, learners, cfg, seed, lr, problem_seed):
         learner_config=cfg,
         task="regression",
         lr=lr,
+        ewc_lambda=EWC_LAMBDA,
         train_mb_size=8,
         seed=seed,
     )
@@ -63,26 +77,18 @@ def main() -> None:
     chosen_lr = {}
     for name in ("OML", "Naive", "EWC", "Replay"):
         scores = {lr: run(name, learners, cfg, 0, lr, problem_seed=10_000)[10] for lr in LR_GRID}
-        chosen_lr[name] = min(scores, key=scores.get)
+        finite = {lr: v for lr, v in scores.items() if math.isfinite(v)}
+        chosen_lr[name] = min(finite, key=finite.get) if finite else LR_GRID[0]
         print(f"[lr] {name}: validation final MSE {scores} -> lr {chosen_lr[name]}", file=sys.stderr)
     results = {}
     for name in STRATEGIES:
         curves = [run(name, learners, cfg, r, chosen_lr.get(name), problem_seed=r) for r in range(args.runs)]
-        finals = [c[10] for c in curves]
         results[name] = {
-            "final_mse": {
-                "mean": statistics.mean(finals),
-                "std": statistics.pstdev(finals),
-                "runs": len(finals),
-            },
-            "mse_after_each_function": [statistics.mean(c[k] for c in curves) for k in range(1, 11)],
+            "final_mse": mean_std([c[10] for c in curves]),
+            "mse_after_each_function": [mean_std([c[k] for c in curves])["mean"] for k in range(1, 11)],
             "lr": chosen_lr.get(name),
         }
-        print(
-            f"{name:7s} final MSE {results[name]['final_mse']['mean']:.3f} "
-            f"+- {results[name]['final_mse']['std']:.3f}",
-            flush=True,
-        )
+        print(f"{name:7s} final MSE {results[name]['final_mse']}", flush=True)
     out = {
         "config": {
             "scale": args.scale,
@@ -91,7 +97,7 @@ def main() -> None:
             "batches_per_function": 40,
             "batch_size": 8,
             "lr_grid": LR_GRID,
-            "ewc_lambda": 100.0,
+            "ewc_lambda": EWC_LAMBDA,
             "replay_mem_size": 200,
             "learners": {n: repr(presets("sine", args.scale)[n]) for n in ("FLP", "OML")},
         },

@@ -3,7 +3,7 @@ per-episode Python loop of the same math (how the reference code runs: one episo
 gradients accumulated). Same process, same learner, same episodes; one full meta-update each
 (forward through the online trajectory, backward, Adam step).
 
-    python benchmarks/meta_training_speed.py [--meta-batch 16] [--repeats 3]
+    python benchmarks/meta_training_speed.py [--meta-batch 16] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--meta-batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", default=str(HERE / "results" / "meta_training_speed.json"))
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     preset = presets("sine", "cpu")["FLP"]
     preset.meta.meta_batch_size = args.meta_batch
     learner = build_learner(preset)
