@@ -105,6 +105,8 @@ def machine() -> str:
 # Running strategies side by side
 # ---------------------------------------------------------------------------------------------------
 STRATEGIES = ("FLP", "OML", "Naive", "EWC", "Replay")
+# EWC's lambda per scenario: on continual sine, lambda >= 10 diverges (NaN) at every SGD lr that learns.
+EWC_LAMBDA = {"sine": 1.0, "omniglot": 100.0}
 
 
 def make_strategy(
@@ -233,6 +235,7 @@ def compare(
                 learner_config=cfg,
                 task="regression",
                 lr=lr.get(name),
+                ewc_lambda=EWC_LAMBDA[scenario],
                 train_mb_size=8,
                 seed=seed,
                 loggers=loggers,
@@ -248,6 +251,7 @@ def compare(
                 learner_config=cfg,
                 task="classification",
                 lr=lr.get(name),
+                ewc_lambda=EWC_LAMBDA[scenario],
                 train_mb_size=1,
                 seed=seed,
                 loggers=loggers,

@@ -22,6 +22,7 @@ import torch
 from avalanche_plasticity.scenarios import IncrementalSine
 
 from avalanche_plasticity.experiments import (
+    EWC_LAMBDA,
     STRATEGIES,
     machine,
     make_strategy,
@@ -32,7 +33,6 @@ from avalanche_plasticity.experiments import (
 
 HERE = Path(__file__).resolve().parent
 LR_GRID = (0.001, 0.003, 0.01, 0.03)
-EWC_LAMBDA = 1.0  # lambda >= 10 diverges (NaN) on this stream at every lr in LR_GRID that learns
 
 
 def mean_std(values: list[float]) -> dict:
@@ -54,7 +54,7 @@ def run(name, learners, cfg, seed, lr, problem_seed):
         learner_config=cfg,
         task="regression",
         lr=lr,
-        ewc_lambda=EWC_LAMBDA,
+        ewc_lambda=EWC_LAMBDA["sine"],
         train_mb_size=8,
         seed=seed,
     )
@@ -97,7 +97,7 @@ def main() -> None:
             "batches_per_function": 40,
             "batch_size": 8,
             "lr_grid": LR_GRID,
-            "ewc_lambda": EWC_LAMBDA,
+            "ewc_lambda": EWC_LAMBDA["sine"],
             "replay_mem_size": 200,
             "learners": {n: repr(presets("sine", args.scale)[n]) for n in ("FLP", "OML")},
         },

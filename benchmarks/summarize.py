@@ -10,8 +10,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 COMMANDS = {
-    "continual_omniglot": "AVP_DATA_DIR=../shared/data python benchmarks/continual_omniglot.py --runs 5",
-    "continual_sine": "python benchmarks/continual_sine.py --runs 5",
+    "continual_omniglot": (
+        "AVP_THREADS=1 python benchmarks/continual_omniglot.py --runs 5 --data-root ../shared/data"
+    ),
+    "continual_sine": "AVP_THREADS=1 python benchmarks/continual_sine.py --runs 5",
     "meta_training_speed": "python benchmarks/meta_training_speed.py --meta-batch 16 --threads 1",
 }
 

@@ -14,6 +14,7 @@ def test_compare_runs_and_prints_table(tmp_path, capsys):
             "--strategies",
             "FLP",
             "Naive",
+            "EWC",
             "--checkpoint-dir",
             str(tmp_path),
             "--threads",
@@ -22,7 +23,9 @@ def test_compare_runs_and_prints_table(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert rc == 0
-    assert "| FLP |" in out and "| Naive |" in out and "MSE on all functions seen" in out
+    assert "| FLP |" in out and "| Naive |" in out and "| EWC |" in out
+    assert "MSE on all functions seen" in out
+    assert "nan" not in out  # EWC uses the sine lambda that does not diverge
     assert list(tmp_path.glob("sine_FLP_cpu_steps2_seed0.pt"))  # meta-training checkpoint written
 
 
