@@ -225,39 +225,32 @@ def compare(
         "omniglot": {"OML": 0.03, "Naive": 0.01, "EWC": 0.01, "Replay": 0.01},
     }[scenario]
     lr = {**default_lr, **(lr or {})}
+    if scenario == "sine":
+        task, mb, metric, marks = "regression", 8, "MSE_Stream", None
+    else:
+        task, mb, metric = "classification", 1, "Top1_Acc_Stream"
+        marks = sorted({min(num_classes, c) for c in (10, 25, 50, 100, 200, 400, 600)})
     results = {}
     for name in strategies:
+        # A fresh benchmark per strategy: every strategy sees the same stream, from its start.
         if scenario == "sine":
             bm = IncrementalSine(seed=seed)
-            s = make_strategy(
-                name,
-                learner=learners.get(name),
-                learner_config=cfg,
-                task="regression",
-                lr=lr.get(name),
-                ewc_lambda=EWC_LAMBDA[scenario],
-                train_mb_size=8,
-                seed=seed,
-                loggers=loggers,
-            )
-            results[name] = run_stream(s, bm, metric="MSE_Stream")
         else:
             bm = ContinualOmniglot(
                 num_classes=num_classes, seed=seed, root=root, image_size=cfg.trunk["image_size"]
             )
-            s = make_strategy(
-                name,
-                learner=learners.get(name),
-                learner_config=cfg,
-                task="classification",
-                lr=lr.get(name),
-                ewc_lambda=EWC_LAMBDA[scenario],
-                train_mb_size=1,
-                seed=seed,
-                loggers=loggers,
-            )
-            marks = sorted({min(num_classes, c) for c in (10, 25, 50, 100, 200, 400, 600)})
-            results[name] = run_stream(s, bm, eval_after=marks)
+        s = make_strategy(
+            name,
+            learner=learners.get(name),
+            learner_config=cfg,
+            task=task,
+            lr=lr.get(name),
+            ewc_lambda=EWC_LAMBDA[scenario],
+            train_mb_size=mb,
+            seed=seed,
+            loggers=loggers,
+        )
+        results[name] = run_stream(s, bm, eval_after=marks, metric=metric)
     return results
 
 
