@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .checkpoint import load_checkpoint
 from .flp import FLPLearner
 from .meta_learning import load_learner, meta_train
 from .networks import ConvTrunk
@@ -50,18 +51,26 @@ def meta_trained(
     root: str | Path | None = None,
     progress: bool = True,
     seed: int = 0,
+    steps: int | None = None,
     stop_after: int | None = None,
 ) -> FLPLearner | OMLLearner:
     """Meta-train preset ``name`` on ``scenario`` (resuming from ``checkpoint_dir`` if a run was cut
-    short) and return the learner. A finished checkpoint is simply loaded."""
+    short) and return the learner. A finished checkpoint is simply loaded.
+
+    :param steps: override the preset's number of meta-updates (the checkpoint name then says so).
+    """
     preset = presets(scenario, scale)[name]
-    path = Path(checkpoint_dir) / f"{scenario}_{name}_{scale}_seed{seed}.pt"
-    learner = build_learner(preset, seed)
+    tag = f"{scenario}_{name}_{scale}_seed{seed}.pt"
+    if steps is not None:
+        preset.meta.steps = steps
+        tag = f"{scenario}_{name}_{scale}_steps{steps}_seed{seed}.pt"
+    path = Path(checkpoint_dir) / tag
     preset.meta.seed = seed
     if path.exists():
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(path)
         if ckpt.get("step", 0) >= preset.meta.steps:
             return load_learner(path)
+    learner = build_learner(preset, seed)
     meta_train(
         learner,
         task_source(scenario, preset, root),
@@ -88,6 +97,16 @@ def baseline_model(learner_config: Any) -> nn.Module:
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def write_results(payload: dict[str, Any], path: str | Path) -> None:
+    """Write a benchmark's results as indented JSON (creating the folder) and say where."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {path}")
 
 
 def machine() -> str:
@@ -201,24 +220,20 @@ def compare(
     if unknown:
         raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
     chosen = presets(scenario, scale)
-    learners = {}
-    for name in ("FLP", "OML"):
-        if name not in strategies:
-            continue
-        if meta_steps is not None:
-            chosen[name].meta.steps = meta_steps
-        tag = f"{scenario}_{name}_{scale}_steps{chosen[name].meta.steps}_seed{seed}.pt"
-        path = Path(checkpoint_dir) / tag
-        learner = build_learner(chosen[name], seed)
-        chosen[name].meta.seed = seed
-        meta_train(
-            learner,
-            task_source(scenario, chosen[name], root),
-            chosen[name].meta,
-            checkpoint=path,
+    learners = {
+        name: meta_trained(
+            scenario,
+            name,
+            scale=scale,
+            checkpoint_dir=checkpoint_dir,
+            root=root,
             progress=progress,
+            seed=seed,
+            steps=meta_steps,
         )
-        learners[name] = learner
+        for name in ("FLP", "OML")
+        if name in strategies
+    }
     cfg = chosen["FLP"].learner_config
     default_lr = {
         "sine": {"OML": 0.003, "Naive": 0.01, "EWC": 0.01, "Replay": 0.01},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -184,6 +185,7 @@ def meta_train(
     """
     optimizers = make_optimizers(learner, config)
     generator = torch.Generator().manual_seed(config.seed)
+    random.seed(config.seed)  # learn2learn's Taskset samples with Python's random module
     step, history = 0, []
     if checkpoint is not None and resume and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint, kind=type(learner).__name__)

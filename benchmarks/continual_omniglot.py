@@ -11,7 +11,6 @@ The SGD learning rate of OML and of the baselines is picked on a validation orde
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -21,12 +20,14 @@ import torch
 from avalanche_plasticity.scenarios import ContinualOmniglot
 
 from avalanche_plasticity.experiments import (
+    EWC_LAMBDA,
     STRATEGIES,
     machine,
     make_strategy,
     meta_trained,
     presets,
     run_stream,
+    write_results,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +44,7 @@ def run(name, learners, cfg, order_seed, lr, counts, root, image_size):
         learner_config=cfg,
         task="classification",
         lr=lr,
+        ewc_lambda=EWC_LAMBDA["omniglot"],
         train_mb_size=1,
         seed=order_seed,
     )
@@ -102,7 +104,7 @@ def main() -> None:
             "test_per_class": 5,
             "image_size": size,
             "lr_grid": LR_GRID,
-            "ewc_lambda": 100.0,
+            "ewc_lambda": EWC_LAMBDA["omniglot"],
             "replay_mem_size": 200,
             "learners": {n: repr(presets("omniglot", args.scale)[n]) for n in ("FLP", "OML")},
         },
@@ -110,9 +112,7 @@ def main() -> None:
         "seconds": time.time() - t0,
         "results": results,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.out}")
+    write_results(out, args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ The SGD learning rate of OML and of the baselines is picked on a separate valida
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -29,6 +28,7 @@ from avalanche_plasticity.experiments import (
     meta_trained,
     presets,
     run_stream,
+    write_results,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -105,9 +105,7 @@ def main() -> None:
         "seconds": time.time() - t0,
         "results": results,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.out}")
+    write_results(out, args.out)
 
 
 if __name__ == "__main__":

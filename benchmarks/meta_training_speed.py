@@ -9,13 +9,12 @@ gradients accumulated). Same process, same learner, same episodes; one full meta
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from avalanche_plasticity.experiments import build_learner, machine, presets
+from avalanche_plasticity.experiments import build_learner, machine, presets, write_results
 from avalanche_plasticity.meta_learning import make_optimizers, meta_loss
 from avalanche_plasticity.tasks import SineTaskSource
 
@@ -76,8 +75,7 @@ def main() -> None:
         "ratio": rates["batched"] / rates["loop"],
     }
     print(f"ratio {out['ratio']:.2f}x")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+    write_results(out, args.out)
 
 
 if __name__ == "__main__":

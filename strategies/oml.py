@@ -90,7 +90,8 @@ class OML(OnlineLearnerTemplate):
         check_inputs(self.mb_x, learner.input_shape, self.mb_y, learner.num_outputs, learner.config.task)
 
     def forward(self):
-        self.training_iteration_checks() if self.is_training else None
+        if self.is_training:  # labels are checked against the head only where they are learned
+            self.training_iteration_checks()
         return super().forward()
 
 
