@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import torch
-from avalanche_plasticity.scenarios import ContinualOmniglot
 
 from avalanche_plasticity.experiments import (
     EWC_LAMBDA,
@@ -29,6 +28,7 @@ from avalanche_plasticity.experiments import (
     run_stream,
     write_results,
 )
+from avalanche_plasticity.scenarios import ContinualOmniglot
 
 HERE = Path(__file__).resolve().parent
 LR_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)

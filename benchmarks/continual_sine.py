@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-from avalanche_plasticity.scenarios import IncrementalSine
 
 from avalanche_plasticity.experiments import (
     EWC_LAMBDA,
@@ -30,6 +29,7 @@ from avalanche_plasticity.experiments import (
     run_stream,
     write_results,
 )
+from avalanche_plasticity.scenarios import IncrementalSine
 
 HERE = Path(__file__).resolve().parent
 LR_GRID = (0.001, 0.003, 0.01, 0.03)

@@ -1,6 +1,13 @@
 """Avalanche benchmarks for the papers' protocols."""
 
+from .mnist import SplitFashionMNIST, SplitMNIST
 from .omniglot import ContinualOmniglot, omniglot_meta_train_source
 from .sine import IncrementalSine
 
-__all__ = ["ContinualOmniglot", "IncrementalSine", "omniglot_meta_train_source"]
+__all__ = [
+    "ContinualOmniglot",
+    "IncrementalSine",
+    "SplitFashionMNIST",
+    "SplitMNIST",
+    "omniglot_meta_train_source",
+]

@@ -12,17 +12,11 @@ from pathlib import Path
 
 import torch
 from avalanche.benchmarks.scenarios import benchmark_from_datasets
-from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
-from avalanche.benchmarks.utils.data_attribute import DataAttribute
 
 from avalanche_plasticity.data import load_omniglot
 from avalanche_plasticity.tasks import OmniglotTaskSource
 
-
-def _dataset(x: torch.Tensor, y: torch.Tensor) -> ClassificationDataset:
-    return ClassificationDataset(
-        [torch.utils.data.TensorDataset(x, y)], data_attributes=[DataAttribute(y.tolist(), "targets")]
-    )
+from .datasets import tensor_dataset
 
 
 def ContinualOmniglot(
@@ -69,7 +63,7 @@ def ContinualOmniglot(
         labels = torch.arange(e * classes_per_experience, (e + 1) * classes_per_experience)
         for split, idx in ((train, train_idx), (test, test_idx)):
             x = data.images[chosen][:, idx].reshape(-1, *data.images.shape[2:])
-            split.append(_dataset(x, labels.repeat_interleave(len(idx))))
+            split.append(tensor_dataset(x, labels.repeat_interleave(len(idx))))
     bm = benchmark_from_datasets(train=train, test=test)
     bm.class_ids = classes  # type: ignore[attr-defined]  (evaluation-split rows, in label order)
     bm.num_classes = num_classes  # type: ignore[attr-defined]

@@ -29,3 +29,12 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "avp_cache"
     monkeypatch.setenv("AVP_CACHE_DIR", str(cache))
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def mnist_root() -> Path:
+    root = data_root()
+    found = root is not None and any((root / sub / "MNIST" / "raw").exists() for sub in ("", "mnist"))
+    if not found:
+        pytest.skip(f"MNIST not found (set AVP_DATA_DIR; looked in {root or SHARED_DATA})")
+    return root

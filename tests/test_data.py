@@ -81,3 +81,14 @@ def test_mnist_idx():
     assert 0.0 <= x.min() and x.max() <= 1.0
     _, ytr = load_mnist("train", root=mroot)
     assert torch.bincount(ytr).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_fashion_mnist_idx():
+    from avalanche_plasticity.data import DataNotFoundError, load_fashion_mnist
+
+    try:
+        x, y = load_fashion_mnist("test")
+    except DataNotFoundError as e:
+        pytest.skip(f"Fashion-MNIST not installed: {e}")
+    assert x.shape == (10000, 1, 28, 28) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.bincount(y).tolist() == [1000] * 10

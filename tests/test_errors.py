@@ -5,14 +5,14 @@ import torch
 from avalanche.benchmarks.scenarios import benchmark_from_datasets
 from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.training.plugins import EvaluationPlugin
-from avalanche_plasticity.scenarios import ContinualOmniglot, IncrementalSine
-from avalanche_plasticity.strategies import FLP, OML
 
 from avalanche_plasticity.checkpoint import CheckpointError
 from avalanche_plasticity.data import DataNotFoundError, load_mnist, load_omniglot
 from avalanche_plasticity.flp import FLPConfig, FLPLearner
 from avalanche_plasticity.meta_learning import MetaTrainConfig, load_learner, save_learner
 from avalanche_plasticity.oml import OMLConfig, OMLLearner
+from avalanche_plasticity.scenarios import ContinualOmniglot, IncrementalSine
+from avalanche_plasticity.strategies import FLP, OML
 
 
 def quiet():

@@ -4,13 +4,13 @@ import pytest
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics, loss_metrics
 from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
-from avalanche_plasticity.scenarios import ContinualOmniglot, IncrementalSine
-from avalanche_plasticity.strategies import FLP, OML
 
 from avalanche_plasticity.flp import FLPConfig, FLPLearner
 from avalanche_plasticity.meta_learning import save_learner
 from avalanche_plasticity.metrics import mse_metrics
 from avalanche_plasticity.oml import OMLConfig, OMLLearner
+from avalanche_plasticity.scenarios import ContinualOmniglot, IncrementalSine
+from avalanche_plasticity.strategies import FLP, OML
 
 TRUNK = dict(channels=8, strides=(2, 2, 2, 2), image_size=28)
 

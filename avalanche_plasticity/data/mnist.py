@@ -1,9 +1,11 @@
-"""MNIST in torchvision's layout (``<root>/MNIST/raw``), gzip or plain IDX files, without torchvision's
-download step. Read-only roots (a shared data folder) work: nothing is written next to the data."""
+"""MNIST and Fashion-MNIST in torchvision's layout (``<root>/MNIST/raw``, ``<root>/FashionMNIST/raw``), gzip
+or plain IDX files, without torchvision's download step. Read-only roots (a shared data folder) work: nothing
+is written next to the data."""
 
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +34,68 @@ def _read_idx(path: Path) -> np.ndarray:
 def load_mnist(split: str = "train", *, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,))``.
 
-    :raises DataNotFoundError: if ``<root>/MNIST/raw`` lacks the IDX files. On a machine with internet,
+    Reads ``<root>/MNIST/raw`` (torchvision's layout) or ``<root>/mnist/MNIST/raw`` (one data root that also
+    holds ``omniglot/``, as ``../shared/data``).
+
+    :raises DataNotFoundError: if neither holds the IDX files. On a machine with internet,
         ``torchvision.datasets.MNIST(root, download=True)`` fetches them into that layout.
     """
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    raw = resolve_data_root(root) / "MNIST" / "raw"
-    try:
-        images = _read_idx(raw / _FILES[split][0])
-        labels = _read_idx(raw / _FILES[split][1])
-    except DataNotFoundError as e:
+    base = resolve_data_root(root)
+    candidates = [base / "MNIST" / "raw", base / "mnist" / "MNIST" / "raw"]
+    for raw in candidates:
+        try:
+            images = _read_idx(raw / _FILES[split][0])
+            labels = _read_idx(raw / _FILES[split][1])
+            break
+        except DataNotFoundError:
+            continue
+    else:
         raise DataNotFoundError(
-            f"MNIST '{split}' not found: looked for {e.args[0]}(.gz) under {raw}. Get it with "
-            f"torchvision.datasets.MNIST('{raw.parent.parent}', download=True) or set AVP_DATA_DIR."
-        ) from None
+            f"MNIST '{split}' not found: looked for {_FILES[split][0]}(.gz) under "
+            f"{' and '.join(str(c) for c in candidates)}. Get it with "
+            f"torchvision.datasets.MNIST('{base}', download=True) or set AVP_DATA_DIR."
+        )
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     return x, torch.from_numpy(labels.astype(np.int64))
+
+
+# Where Debian's ``dataset-fashion-mnist`` package puts the IDX files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def load_fashion_mnist(
+    split: str = "train", *, root: str | Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST as ``(images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,))``.
+
+    Looks in ``<root>/FashionMNIST/raw`` (torchvision's layout; root as for :func:`load_mnist`), then in
+    ``$AVP_FASHION_MNIST_DIR``, then in ``/usr/share/datasets/fashion-mnist`` (Debian package
+    ``dataset-fashion-mnist``).
+
+    :raises DataNotFoundError: naming every place looked at and how to get the files.
+    """
+    if split not in _FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    candidates = []
+    try:
+        candidates.append(resolve_data_root(root) / "FashionMNIST" / "raw")
+    except DataNotFoundError:
+        pass
+    if os.environ.get("AVP_FASHION_MNIST_DIR"):
+        candidates.append(Path(os.environ["AVP_FASHION_MNIST_DIR"]))
+    candidates.append(DEBIAN_FASHION_MNIST)
+    for raw in candidates:
+        try:
+            images = _read_idx(raw / _FILES[split][0])
+            labels = _read_idx(raw / _FILES[split][1])
+        except DataNotFoundError:
+            continue
+        x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+        return x, torch.from_numpy(labels.astype(np.int64))
+    looked = ", ".join(str(c) for c in candidates)
+    raise DataNotFoundError(
+        f"Fashion-MNIST '{split}' not found (looked in {looked}). Get it with "
+        "torchvision.datasets.FashionMNIST(root, download=True) or `apt-get install dataset-fashion-mnist`."
+    )
