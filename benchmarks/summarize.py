@@ -6,20 +6,27 @@ python benchmarks/summarize.py
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# $AVP_RESULTS_DIR reads another results folder (to preview a run in progress).
+RESULTS_DIR = Path(os.environ.get("AVP_RESULTS_DIR", HERE / "results"))
 COMMANDS = {
     "continual_omniglot": (
         "AVP_THREADS=1 python benchmarks/continual_omniglot.py --runs 5 --data-root ../shared/data"
     ),
     "continual_sine": "AVP_THREADS=1 python benchmarks/continual_sine.py --runs 5",
     "meta_training_speed": "python benchmarks/meta_training_speed.py --meta-batch 16 --threads 1",
+    "alignment": "python benchmarks/alignment.py --data-root ../shared/data --threads 2",
 }
+# BioTorch's LeNet test errors (%), the issue's floor for feedback alignment's gap to backprop.
+BIOTORCH_FA_GAP = {"mnist": 1.7 - 0.91, "fashion_mnist": 13.06 - 9.2}
+FIXED_FEEDBACK = ("fa", "usf", "frsf", "brsf", "dfa")
 
 
 def load(name: str) -> dict | None:
-    path = HERE / "results" / f"{name}.json"
+    path = RESULTS_DIR / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -48,6 +55,111 @@ def sine(d: dict) -> list[str]:
             + f" | {r.get('lr') or '-'} |"
         )
     return lines
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None or v != v else f"{100 * v:.2f}"
+
+
+def _gap(v: float | None, ref: float | None) -> str:
+    return "-" if v is None or ref is None or v != v else f"{100 * (v - ref):+.2f}"
+
+
+def alignment(d: dict) -> list[str]:
+    acc, noise, split = d["test_acc"], d.get("noise", {}), d.get("split_mnist_replay", {})
+    ratio = d.get("step_time_ratio", {})
+    mn, fm = acc.get("mnist", {}), acc.get("fashion_mnist", {})
+    c = d["config"]
+    lines = [
+        f"Conv net: {c['depth']} conv layers of {c['width']} channels (BatchNorm, ReLU) + linear; Adam "
+        f"lr {c['forward_lr']} on forward weights, batch {c['batch']}, {c['epochs']} epochs (depth sweep "
+        f"and noise: {c['sweep_epochs']}); feedback weights by AlignmentPlugin's defaults (Adam lr 1e-2); "
+        f"seed {c['seed']}. Noise: update noise variance {c['noise']}. SplitMNIST: 5 experiences, 1 epoch "
+        "each, Naive + Replay (500) + the rule, accuracy on all 10 classes at the end.",
+        "",
+        "| rule | MNIST | Δ BP | Fashion-MNIST | Δ BP | MNIST, noisy updates | SplitMNIST + Replay "
+        "| step time / BP |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for rule in mn:
+        lines.append(
+            f"| {rule} | {_pct(mn.get(rule))} | {_gap(mn.get(rule), mn.get('backprop'))} | "
+            f"{_pct(fm.get(rule))} | {_gap(fm.get(rule), fm.get('backprop'))} | {_pct(noise.get(rule))} | "
+            f"{_pct(split.get(rule))} | " + (f"{ratio[rule]:.2f}x" if rule in ratio else "-") + " |"
+        )
+    sweep = d.get("depth_sweep", {})
+    if sweep:
+        depths = sorted({int(k) for r in sweep.values() for k in r})
+        bp = sweep.get("backprop", {})
+        lines += [
+            "",
+            f"Depth sweep (Fashion-MNIST, {c['sweep_epochs']} epoch): test accuracy, and gap to backprop "
+            "in points",
+            "",
+            "| rule | "
+            + " | ".join(f"{k} conv" for k in depths)
+            + " | "
+            + " | ".join(f"Δ{k}" for k in depths)
+            + " |",
+            "|---|" + "---|" * (2 * len(depths)),
+        ]
+        for rule, r in sweep.items():
+            lines.append(
+                f"| {rule} | "
+                + " | ".join(_pct(r.get(str(k))) for k in depths)
+                + " | "
+                + " | ".join(_gap(r.get(str(k)), bp.get(str(k))) for k in depths)
+                + " |"
+            )
+    lines += ["", "Targets (issue #5):", ""] + [f"- {t}" for t in alignment_targets(d)]
+    return lines
+
+
+def alignment_targets(d: dict) -> list[str]:
+    """Each target of the issue, checked against the numbers (met / NOT met)."""
+    out = []
+    acc = d["test_acc"]
+    for rule, limit in (("sa", 1.0), ("aa", 1.0), ("ia", 3.0)):
+        gaps = {
+            ds: 100 * (acc[ds]["backprop"] - acc[ds][rule])
+            for ds in ("mnist", "fashion_mnist")
+            if rule in acc.get(ds, {}) and "backprop" in acc.get(ds, {})
+        }
+        if gaps:
+            ok = all(g <= limit for g in gaps.values())
+            detail = ", ".join(f"{ds} {g:.2f}" for ds, g in gaps.items())
+            out.append(
+                f"{rule} within {limit:g} point(s) of backprop: {'met' if ok else 'NOT met'} ({detail})"
+            )
+    fa_gaps = {ds: 100 * (acc[ds]["backprop"] - acc[ds]["fa"]) for ds in acc if "fa" in acc[ds]}
+    if fa_gaps:
+        ok = all(fa_gaps[ds] >= BIOTORCH_FA_GAP[ds] for ds in fa_gaps)
+        detail = ", ".join(f"{ds} {g:.2f} vs BioTorch {BIOTORCH_FA_GAP[ds]:.2f}" for ds, g in fa_gaps.items())
+        out.append(f"FA's gap at least BioTorch's LeNet gap: {'met' if ok else 'NOT met'} ({detail})")
+    sweep = d.get("depth_sweep", {})
+    if "fa" in sweep and "backprop" in sweep:
+        depths = sorted(int(k) for k in sweep["fa"])
+        gaps = [100 * (sweep["backprop"][str(k)] - sweep["fa"][str(k)]) for k in depths]
+        grows = gaps[-1] > gaps[0]
+        out.append(
+            f"FA's gap grows with depth: {'met' if grows else 'NOT met'} ("
+            + ", ".join(f"{k}: {g:.2f}" for k, g in zip(depths, gaps, strict=True))
+            + ")"
+        )
+    ratio = d.get("step_time_ratio", {})
+    if ratio:
+        fixed = {r: v for r, v in ratio.items() if r in FIXED_FEEDBACK}
+        learned = {r: v for r, v in ratio.items() if r not in FIXED_FEEDBACK and r != "backprop"}
+        worst_fixed, worst_learned = max(fixed.values()), max(learned.values())
+        out.append(
+            f"FA / sign symmetry / DFA step time <= 1.5x backprop: "
+            f"{'met' if worst_fixed <= 1.5 else 'NOT met'} (max {worst_fixed:.2f}x)"
+        )
+        out.append(
+            f"learned-feedback step time <= 2x backprop: "
+            f"{'met' if worst_learned <= 2.0 else 'NOT met'} (max {worst_learned:.2f}x)"
+        )
+    return out
 
 
 def main() -> None:
@@ -87,6 +199,17 @@ def main() -> None:
             "| batched (episodes/s) | per-episode loop (episodes/s) | ratio |",
             "|---|---|---|",
             f"| {d['batched_episodes_per_s']:.2f} | {d['loop_episodes_per_s']:.2f} | {d['ratio']:.2f}x |",
+            "",
+        ]
+    d = load("alignment")
+    if d is not None and d.get("test_acc"):
+        out += [
+            "## Credit assignment without weight symmetry (issue #5)",
+            "",
+            f"Command: `{COMMANDS['alignment']}`  ",
+            f"Machine: {d['machine']}",
+            "",
+            *alignment(d),
             "",
         ]
     notes = HERE / "NOTES.md"
