@@ -155,7 +155,9 @@ def main() -> None:
 
     out = Path(args.out)
     payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
-    if payload.get("config", config) != config:
+    # Runs are reused when the settings that shape them match (a different --rules/--depths only adds runs).
+    shaping = ("depth", "width", "epochs", "sweep_epochs", "noise", "seed", "forward_lr", "batch")
+    if any(payload.get("config", config).get(k) != config[k] for k in shaping):
         print("config changed: starting fresh")
         payload = {}
     payload.update(config=config, machine=machine())

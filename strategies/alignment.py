@@ -59,20 +59,21 @@ class AlignmentPlugin(SupervisedPlugin):
         self.seed = seed
         self.trainer: FeedbackTrainer | None = None
         self._model = None
+        self._layers: list[int] = []
         # Validate the optimizer settings now, not at the first experience.
         FeedbackTrainer.validate(feedback_optimizer, feedback_lr, update_noise)
 
     def _ensure_converted(self, strategy) -> None:
+        """Convert the strategy's model (idempotent: only new layers are converted) and keep a feedback
+        trainer over exactly its converted layers."""
         model = strategy.model
-        if model is self._model:
-            return
-        already = [m.alignment_rule for _, m in feedback_layers(model)]
-        if not already or any(r != self.rule for r in already):
-            convert(model, self.rule, output_dim=self.output_dim, seed=self.seed)
-        self._model = model
-        self.trainer = FeedbackTrainer(
-            model, optimizer=self.feedback_optimizer, lr=self.feedback_lr, update_noise=self.update_noise
-        )
+        convert(model, self.rule, output_dim=self.output_dim, seed=self.seed)
+        layers = [id(m) for _, m in feedback_layers(model)]
+        if self.trainer is None or model is not self._model or layers != self._layers:
+            self.trainer = FeedbackTrainer(
+                model, optimizer=self.feedback_optimizer, lr=self.feedback_lr, update_noise=self.update_noise
+            )
+            self._model, self._layers = model, layers
 
     def before_training(self, strategy, *args, **kwargs):
         self._ensure_converted(strategy)

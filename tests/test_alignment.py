@@ -272,3 +272,14 @@ def test_custom_rule_from_primitives():
     model(x)
     FeedbackTrainer(model).step()
     assert not torch.equal(before, model[0].feedback_weight)
+
+
+def test_converting_again_keeps_learned_feedback_and_converts_new_layers():
+    model = convert(nn.Sequential(nn.Linear(4, 3)), "sa")
+    model[0].feedback_weight.data.fill_(0.5)
+    model.append(nn.Linear(3, 2))
+    convert(model, "sa")
+    assert torch.equal(model[0].feedback_weight, torch.full((3, 4), 0.5))
+    assert hasattr(model[1], "feedback_weight")
+    convert(model, "fa")  # a different rule re-initialises every layer
+    assert not torch.equal(model[0].feedback_weight, torch.full((3, 4), 0.5))

@@ -164,7 +164,9 @@ def convert(
     :param output_dim: size of the model's output, for ``"dfa"`` (default: ``out_features`` of the last
         ``nn.Linear``).
     :param seed: seed of the random feedback weights.
-    :returns: the same model object (converted layers keep their weight and bias parameters).
+    :returns: the same model object (converted layers keep their weight and bias parameters). Converting
+        again with the same rule is a no-op for layers already converted (their feedback weights are kept)
+        and converts only layers added since, e.g. a grown classifier head.
     :raises ValueError: unknown rule, bad coefficients, no layer to convert, or an unsupported conv padding.
     """
     rule = make_rule(rule, coefficients)
@@ -185,6 +187,8 @@ def convert(
         slot = _install_error_capture(model)
     gen = torch.Generator().manual_seed(seed)
     for name, module in targets:
+        if isinstance(module, FeedbackLinear | FeedbackConv2d) and module.alignment_rule == rule:
+            continue  # already converted for this rule: keep its (possibly learned) feedback weights
         if isinstance(module, nn.Conv2d):
             module.padding = _numeric_padding(module, name)
             module.__class__ = FeedbackConv2d
