@@ -210,15 +210,23 @@ def main() -> None:
                 )
                 payload["depth_sweep"].setdefault(rule, {})[str(depth)] = run["test_acc"]
     if "noise" not in skip:
+        noise = payload["noise"] = {
+            "variance": args.noise,
+            "epochs": args.sweep_epochs,
+            "noisy": {},
+            "clean": {},
+        }
         for rule in [r for r in rules if r in NOISE_RULES]:
-            run = record(
-                "noise",
-                rule,
-                lambda rule=rule: train_and_test(
-                    rule, mnist, epochs=args.sweep_epochs, noise=args.noise, **kw
-                ),
-            )
-            payload["noise"][rule] = run["test_acc"]
+            for kind, variance in (("noisy", args.noise), ("clean", 0.0)):
+                key = rule if kind == "noisy" else f"clean/{rule}"
+                run = record(
+                    "noise",
+                    key,
+                    lambda rule=rule, variance=variance: train_and_test(
+                        rule, mnist, epochs=args.sweep_epochs, noise=variance, **kw
+                    ),
+                )
+                noise[kind][rule] = run["test_acc"]
     if "split_mnist" not in skip:
         for rule in rules:
             acc = record(
