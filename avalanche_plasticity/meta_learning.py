@@ -3,12 +3,18 @@
 Works for any learner with the online-learner interface: ``features(x)``, ``initial_fast_weights(E)``,
 ``step(fast, features, targets)``, ``predict(fast, features)``, ``param_groups()`` and ``config.task``.
 Each parameter group gets its own Adam (as in the FLP reference code). Checkpoints are atomic and a
-killed run resumes where it stopped, with the same result as an uninterrupted run.
+killed run resumes where it stopped, with the same result as an uninterrupted run (the checkpoint holds the
+meta-parameters, the Adam states and every random state that task sampling uses: the sampling generator,
+torch's global generator, Python's ``random`` and NumPy's).
+
+Under ``torchrun`` the meta-batch is split across processes and the meta-gradients are all-reduced (see
+:mod:`avalanche_plasticity.distributed`); only rank 0 writes checkpoints, progress bars and logs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import random
 import time
@@ -17,10 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .distributed import (
+    World,
+    all_reduce_gradients,
+    broadcast_parameters,
+    current_world,
+    shard,
+)
 from .flp import FLPConfig, FLPLearner
 from .oml import OMLConfig, OMLLearner, task_loss
 from .tasks import EpisodeBatch, rng_state, set_rng_state
@@ -48,6 +62,10 @@ class MetaTrainConfig:
         a meta-batch whose loss is not finite is skipped (no update).
     :param checkpoint_every: meta-updates between checkpoints.
     :param seed: seeds task sampling.
+    :param episode_seeds: draw episode ``i`` of meta-update ``s`` from its own generator, seeded from
+        ``(seed, s, i)``, instead of drawing whole meta-batches from one stream. The episodes then do not
+        depend on the number of processes, and each process of a distributed run samples only its own
+        share (faster). Off by default: the single stream reproduces earlier runs.
     """
 
     steps: int = 1000
@@ -58,6 +76,7 @@ class MetaTrainConfig:
     grad_clip: float | None = 10.0
     checkpoint_every: int = 100
     seed: int = 0
+    episode_seeds: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "meta_batch_size", "checkpoint_every"):
@@ -69,6 +88,45 @@ class MetaTrainConfig:
         for k, v in {**self.lr, "default_lr": self.default_lr}.items():
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ValueError(f"learning rate {k!r} must be a finite number >= 0, got {v!r}")
+
+
+def saved_meta_config(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``MetaTrainConfig`` as a dict, with fields added since it was written at their
+    defaults (so older checkpoints still resume)."""
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(MetaTrainConfig)
+        if f.default is not dataclasses.MISSING and f.name != "steps"
+    }
+    return {**defaults, **ckpt.get("meta_config", {})}
+
+
+def episode_seed(seed: int, step: int, episode: int) -> int:
+    """The seed of one episode under ``MetaTrainConfig.episode_seeds`` (63 bits of a hash)."""
+    digest = hashlib.sha256(f"{seed}/{step}/{episode}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def sample_share(
+    source: TaskSource, config: MetaTrainConfig, step: int, generator: torch.Generator, world: World
+) -> tuple[EpisodeBatch, float]:
+    """This process's share of meta-update ``step``'s episodes and its weight in the mean loss.
+
+    With one stream (the default), every process draws the whole meta-batch, so that all random states stay
+    equal, and keeps its share. With ``episode_seeds``, each process draws only its own episodes.
+    """
+    if not config.episode_seeds:
+        return shard(source.sample(config.meta_batch_size, generator), world)
+    share = world.share(config.meta_batch_size) if world.distributed else slice(0, config.meta_batch_size)
+    parts = []
+    for i in range(share.start, share.stop):
+        s = episode_seed(config.seed, step, i)
+        random.seed(s)  # learn2learn's Taskset samples with Python's random module
+        parts.append(source.sample(1, torch.Generator().manual_seed(s)))
+    batch = EpisodeBatch(
+        *(torch.cat(ts) for ts in zip(*(dataclasses.astuple(b) for b in parts), strict=True))
+    )
+    return batch, (share.stop - share.start) / config.meta_batch_size
 
 
 def run_trajectory(
@@ -173,19 +231,40 @@ def meta_train(
     progress: bool = True,
     stop_after: int | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    world: World | None = None,
+    metadata: dict[str, Any] | None = None,
+    desc: str = "meta-train",
+    position: int | None = None,
 ) -> MetaTrainResult:
     """Meta-train ``learner`` on episodes from ``source``.
+
+    Computes on the device of the learner's parameters (episodes are moved there).
 
     :param checkpoint: file to checkpoint to every ``config.checkpoint_every`` steps and at the end; with
         ``resume=True`` an existing file there is loaded first and training continues from its step.
     :param stop_after: stop (after checkpointing) once this many steps are done in total; used to
         split a run in pieces, e.g. a time-boxed job.
-    :param on_step: called with ``(step, metrics)`` after every meta-update (logging hooks).
+    :param on_step: called with ``(step, metrics)`` after every meta-update (logging hooks); on rank 0 only.
+    :param world: the processes sharing each meta-batch (default: the initialised process group, if any,
+        else one process). Every rank draws the same meta-batch and keeps its share; meta-gradients are
+        summed over ranks before the Adam step; only rank 0 writes the checkpoint and shows progress.
+        The result equals one process on the same meta-batch up to float rounding, and a checkpoint can be
+        resumed with any number of processes.
+    :param metadata: stored in the checkpoint under ``"metadata"`` (e.g. the scenario and task source);
+        not compared on resume.
+    :param desc: the progress bar's label; ``position``: its line (for several bars at once).
     :raises CheckpointError: the checkpoint belongs to another learner kind or configuration.
+    :raises ValueError: ``config.meta_batch_size`` is smaller than the number of processes.
     """
+    device = next(learner.parameters()).device
+    world = world or current_world(device)
+    if world.distributed:
+        world.share(config.meta_batch_size)  # fail early: every rank needs at least one episode
+        broadcast_parameters(learner, world)
     optimizers = make_optimizers(learner, config)
     generator = torch.Generator().manual_seed(config.seed)
     random.seed(config.seed)  # learn2learn's Taskset samples with Python's random module
+    np.random.seed(config.seed % 2**32)
     step, history = 0, []
     if checkpoint is not None and resume and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint, kind=type(learner).__name__)
@@ -195,7 +274,7 @@ def meta_train(
                 f"{ckpt['learner_config']} != {dataclasses.asdict(learner.config)}"
             )
         # ``steps`` may grow: resuming with more steps extends a finished run.
-        if {**ckpt.get("meta_config", {}), "steps": config.steps} != dataclasses.asdict(config):
+        if {**saved_meta_config(ckpt), "steps": config.steps} != dataclasses.asdict(config):
             raise CheckpointError(
                 f"checkpoint {checkpoint} was made with a different MetaTrainConfig: "
                 f"{ckpt.get('meta_config')} != {dataclasses.asdict(config)}"
@@ -204,34 +283,55 @@ def meta_train(
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
         set_rng_state(generator, ckpt["rng"])
+        if "numpy" in ckpt["rng"]:
+            np.random.set_state(ckpt["rng"]["numpy"])
         step, history = ckpt["step"], ckpt["history"]
 
     def save() -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and world.is_main:
             save_atomic(
                 {
                     **learner_state(learner),
                     "meta_config": dataclasses.asdict(config),
                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                    "rng": rng_state(generator),
+                    "rng": {**rng_state(generator), "numpy": np.random.get_state()},
                     "step": step,
                     "history": history,
+                    "metadata": dict(metadata or {}),
                 },
                 checkpoint,
             )
 
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     params = [p for group in learner.param_groups().values() for p in group]
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="meta-train", dynamic_ncols=True)
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        disable=not progress or not world.is_main,
+        desc=desc if not world.distributed else f"{desc} ({world.size} processes)",
+        dynamic_ncols=True,
+        position=position,
+    )
     t0, running = time.perf_counter(), None
     while step < end:
-        batch = source.sample(config.meta_batch_size, generator)
+        batch, weight = sample_share(source, config, step, generator, world)
+        if device.type != "cpu":
+            batch = batch.to(device)
         loss = meta_loss(learner, batch, config.truncate)
+        if world.distributed:
+            loss = loss * weight  # the ranks' weighted losses sum to the mean over the whole meta-batch
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
-        value = loss.item()
-        if math.isfinite(value):  # a diverged episode batch (e.g. unstable plasticity) is skipped
+        if world.distributed:
+            # One meeting point per meta-update: every rank back-propagates (a non-finite share makes the
+            # summed gradients non-finite too), then the gradients and the loss are summed in one all_reduce.
             loss.backward()
+            value = all_reduce_gradients(params, world, loss.item())
+        else:
+            value = loss.item()
+            if math.isfinite(value):
+                loss.backward()
+        if math.isfinite(value):  # a diverged episode batch (e.g. unstable plasticity) is skipped
             for p in params:
                 if p.grad is not None:
                     torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
@@ -245,7 +345,7 @@ def meta_train(
         bar.update(1)
         if running is not None:
             bar.set_postfix(meta_loss=f"{running:.4f}")
-        if on_step is not None:
+        if on_step is not None and world.is_main:
             on_step(step, history[-1])
         if step % config.checkpoint_every == 0:
             save()

@@ -28,6 +28,7 @@ The global ``wandb.run`` / ``wandb.log`` are not redirected to it.
 
 from __future__ import annotations
 
+import json
 import netrc
 import os
 import secrets
@@ -66,6 +67,7 @@ __all__ = [
     "generate_run_id",
     "has_api_key",
     "read_run_records",
+    "record_items",
     "resolve_mode",
 ]
 
@@ -222,6 +224,19 @@ def read_run_records(path: str | os.PathLike[str]) -> list[wandb_internal_pb2.Re
     :raises ValueError: the file is not a W&B transaction log, or a checksum does not match.
     """
     return [_parse_record(p) for p in _record_payloads(Path(path).read_bytes())]
+
+
+def record_items(items: Any) -> dict[str, Any]:
+    """History, summary or config items of a record (``key`` or ``nested_key`` + ``value_json``) as a
+    nested dict, e.g. ``record_items(record.history.item)``; media (tables, images) come as nested keys."""
+    out: dict[str, Any] = {}
+    for item in items:
+        path = [item.key] if item.key else list(item.nested_key)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = json.loads(item.value_json)
+    return out
 
 
 def _log_is_complete(path: Path, tail: int = 16) -> bool:

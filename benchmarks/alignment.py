@@ -29,7 +29,7 @@ from avalanche_plasticity.alignment import FeedbackTrainer, available_rules, con
 from avalanche_plasticity.alignment.learning import add_update_noise
 from avalanche_plasticity.alignment.models import conv_net
 from avalanche_plasticity.data import load_fashion_mnist, load_mnist
-from avalanche_plasticity.experiments import machine, write_results
+from avalanche_plasticity.reporting import machine, write_results
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("test_acc", "depth_sweep", "noise", "split_mnist", "step_time")

@@ -18,16 +18,9 @@ from pathlib import Path
 
 import torch
 
-from avalanche_plasticity.experiments import (
-    EWC_LAMBDA,
-    STRATEGIES,
-    machine,
-    make_strategy,
-    meta_trained,
-    presets,
-    run_stream,
-    write_results,
-)
+from avalanche_plasticity.configs import EWC_LAMBDA, STRATEGIES, presets
+from avalanche_plasticity.experiments import make_strategy, meta_trained, run_stream
+from avalanche_plasticity.reporting import machine, write_results
 from avalanche_plasticity.scenarios import ContinualOmniglot
 
 HERE = Path(__file__).resolve().parent

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import torch
 
-from avalanche_plasticity.experiments import build_learner, machine, presets, write_results
+from avalanche_plasticity.configs import presets
+from avalanche_plasticity.experiments import build_learner
 from avalanche_plasticity.meta_learning import make_optimizers, meta_loss
+from avalanche_plasticity.reporting import machine, write_results
 from avalanche_plasticity.tasks import SineTaskSource
 
 HERE = Path(__file__).resolve().parent

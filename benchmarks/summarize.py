@@ -19,6 +19,8 @@ COMMANDS = {
     "continual_sine": "AVP_THREADS=1 python benchmarks/continual_sine.py --runs 5",
     "meta_training_speed": "python benchmarks/meta_training_speed.py --meta-batch 16 --threads 1",
     "alignment": "python benchmarks/alignment.py --data-root ../shared/data --threads 2 --depths 2,4,8",
+    "compare_default": "python benchmarks/compare_default.py",
+    "distributed": "python benchmarks/distributed.py --repeats 3 --data-root ../shared/data",
 }
 # BioTorch's LeNet test errors (%), the issue's floor for feedback alignment's gap to backprop.
 BIOTORCH_FA_GAP = {"mnist": 1.7 - 0.91, "fashion_mnist": 13.06 - 9.2}
@@ -165,6 +167,86 @@ def alignment_targets(d: dict) -> list[str]:
     return out
 
 
+def compare_default(d: dict) -> list[str]:
+    """The no-argument ``compare``: wall time and final MSE per strategy, against issue #6's targets."""
+    res = {k: v["final_mse"] for k, v in d["results"].items()}
+    lines = [
+        f"Wall time from scratch (meta-training FLP and OML, five strategies, files, plots, W&B offline): "
+        f"**{d['seconds']:.0f} s** (target < 300 s: {'met' if d['seconds'] < 300 else 'NOT met'}).",
+        "",
+        "| strategy | final MSE (all 10 functions) |",
+        "|---|---|",
+        *(f"| {k} | {v:.3f} |" for k, v in res.items()),
+        "",
+    ]
+    if {"FLP", "OML", "Naive"} <= set(res):
+        well_below = max(res["FLP"], res["OML"]) <= 0.5 * res["Naive"]
+        lines.append(
+            f"FLP and OML well below Naive (at most half its MSE): {'met' if well_below else 'NOT met'} "
+            f"(FLP {res['FLP'] / res['Naive']:.2f}x, OML {res['OML'] / res['Naive']:.2f}x Naive's MSE)."
+        )
+    return lines
+
+
+def distributed(d: dict) -> list[str]:
+    """Episodes per second of 1 and 2 torchrun processes, the machine's own ceiling, and the target."""
+    c, eps = d["config"], d["episodes_per_s"]
+    lines = [
+        f"{c['learner']} on {c['scenario']} ({c['scale']} preset), total meta-batch "
+        f"{c['meta_batch_size_total']}, {c['steps']} meta-updates per run ({c['warmup_steps_not_timed']} "
+        f"untimed), 1 thread per process, {c['backend']}; median of {c['repeats']} interleaved repeats.",
+        "",
+        "| setting | episodes/s (median) | runs |",
+        "|---|---|---|",
+    ]
+    names = {
+        "1": "1 process (per-episode seeds)",
+        "2": "2 torchrun processes (per-episode seeds)",
+        "1_one_stream": "1 process (one sampling stream)",
+        "2_independent": "machine ceiling: 2 independent 1-process runs at once, half the meta-batch each",
+    }
+    for k, v in eps.items():
+        runs = ", ".join(f"{x:.1f}" for x in d["episodes_per_s_all_runs"][k])
+        lines.append(f"| {names.get(k, k)} | {v:.2f} | {runs} |")
+    lines += [
+        "",
+        f"Scaling 2 vs 1 process: **{d['scaling']:.2f}x** (target >= 1.6x: "
+        f"{'met' if d['scaling'] >= 1.6 else 'NOT met'}).",
+    ]
+    if "machine_ceiling" in d:
+        lines.append(
+            f"This machine's own ceiling for two 1-thread processes is {d['machine_ceiling']:.2f}x; the "
+            f"distributed run reaches {100 * d['parallel_efficiency_vs_ceiling']:.0f} % of it."
+        )
+    if "load_average_1min_after_each_run" in d:
+        loads = d["load_average_1min_after_each_run"]
+        lines.append(f"1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f}.")
+    return lines
+
+
+def speed(d: dict) -> list[str]:
+    return [
+        "| batched (episodes/s) | per-episode loop (episodes/s) | ratio |",
+        "|---|---|---|",
+        f"| {d['batched_episodes_per_s']:.2f} | {d['loop_episodes_per_s']:.2f} | {d['ratio']:.2f}x |",
+    ]
+
+
+# (results file, section title, formatter), in the order of RESULTS.md
+SECTIONS = (
+    ("continual_omniglot", "Continual Omniglot (OML protocol)", omniglot),
+    ("continual_sine", "Continual sine regression", sine),
+    ("meta_training_speed", "FLP meta-training throughput", speed),
+    ("alignment", "Credit assignment without weight symmetry (issue #5)", alignment),
+    (
+        "compare_default",
+        "The main job: `avalanche-plasticity compare` with no arguments (issue #6)",
+        compare_default,
+    ),
+    ("distributed", "Distributed meta-training with torchrun (issue #6)", distributed),
+)
+
+
 def main() -> None:
     out = [
         "# Benchmark results",
@@ -174,47 +256,18 @@ def main() -> None:
         "classes seen (mean ± std over runs with different class orders / problems).",
         "",
     ]
-    for name, title, fmt in (
-        ("continual_omniglot", "Continual Omniglot (OML protocol)", omniglot),
-        ("continual_sine", "Continual sine regression", sine),
-    ):
+    for name, title, fmt in SECTIONS:
         d = load(name)
-        if d is None:
+        if d is None or (name == "alignment" and not d.get("test_acc")):
             continue
-        out += [
-            f"## {title}",
-            "",
-            f"Command: `{COMMANDS[name]}`  ",
-            f"Machine: {d['machine']}  ",
-            f"Wall time: {d.get('seconds', 0) / 60:.1f} min (evaluation; meta-training checkpoints reused)",
-            "",
-            *fmt(d),
-            "",
-        ]
-    d = load("meta_training_speed")
-    if d is not None:
-        out += [
-            "## FLP meta-training throughput",
-            "",
-            f"Command: `{COMMANDS['meta_training_speed']}`  ",
-            f"Machine: {d['machine']}",
-            "",
-            "| batched (episodes/s) | per-episode loop (episodes/s) | ratio |",
-            "|---|---|---|",
-            f"| {d['batched_episodes_per_s']:.2f} | {d['loop_episodes_per_s']:.2f} | {d['ratio']:.2f}x |",
-            "",
-        ]
-    d = load("alignment")
-    if d is not None and d.get("test_acc"):
-        out += [
-            "## Credit assignment without weight symmetry (issue #5)",
-            "",
-            f"Command: `{COMMANDS['alignment']}`  ",
-            f"Machine: {d['machine']}",
-            "",
-            *alignment(d),
-            "",
-        ]
+        header = [f"## {title}", "", f"Command: `{COMMANDS[name]}`  ", f"Machine: {d['machine']}"]
+        if name in ("continual_omniglot", "continual_sine"):
+            header[-1] += "  "
+            header.append(
+                f"Wall time: {d.get('seconds', 0) / 60:.1f} min "
+                "(evaluation; meta-training checkpoints reused)"
+            )
+        out += [*header, "", *fmt(d), ""]
     notes = HERE / "NOTES.md"
     if notes.exists():
         out += [notes.read_text()]

@@ -11,7 +11,8 @@ small conv trunk, 400 meta-updates, 50 classes) finishes in minutes on 2 CPU cor
 
 import argparse
 
-from avalanche_plasticity.experiments import compare, format_table
+from avalanche_plasticity.experiments import compare
+from avalanche_plasticity.reporting import format_table
 
 
 def main(args: argparse.Namespace) -> None:

@@ -10,7 +10,8 @@ uses the papers' network (9 layers of width 300) and 20,000 meta-training episod
 
 import argparse
 
-from avalanche_plasticity.experiments import compare, format_table
+from avalanche_plasticity.experiments import compare
+from avalanche_plasticity.reporting import format_table
 
 
 def main(args: argparse.Namespace) -> None:

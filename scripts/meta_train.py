@@ -1,36 +1,19 @@
 """Meta-train a preset learner to a checkpoint (resumes if the checkpoint exists).
 
-python scripts/meta_train.py --scenario sine --learner FLP [--scale cpu] [--checkpoint-dir checkpoints]
+Kept for existing scripts: this is ``avalanche-plasticity meta-train`` with the CPU preset as default
+scale (``--scale cpu``), so it writes and resumes the same checkpoints as the benchmarks. Every option of
+the command works (``--set key=value``, ``--stop-after``, ``--device``, W&B, torchrun), see
+``avalanche-plasticity meta-train --help``.
+
+    python scripts/meta_train.py --scenario sine --learner FLP [--scale cpu] [--checkpoint-dir checkpoints]
 """
 
-import argparse
+import sys
 
-import torch
-
-from avalanche_plasticity.experiments import meta_trained
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", choices=["sine", "omniglot"], required=True)
-    p.add_argument("--learner", choices=["FLP", "OML"], required=True)
-    p.add_argument("--scale", choices=["cpu", "paper"], default="cpu")
-    p.add_argument("--checkpoint-dir", default="checkpoints")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    meta_trained(
-        args.scenario,
-        args.learner,
-        scale=args.scale,
-        checkpoint_dir=args.checkpoint_dir,
-        root=args.data_root,
-        seed=args.seed,
-    )
-
+from avalanche_plasticity.cli import main
 
 if __name__ == "__main__":
-    main()
+    argv = sys.argv[1:]
+    if not any(a == "--scale" or a.startswith("--scale=") for a in argv):
+        argv += ["--scale", "cpu"]
+    sys.exit(main(["meta-train", *argv]))

@@ -1,36 +1,211 @@
-"""The command line runs a comparison end to end and rejects bad arguments."""
+"""The command line: compare (tables, files, plots, W&B runs), meta-train, evaluate, overrides, and clear
+errors for bad arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from avalanche_plasticity.cli import main
+from avalanche_plasticity.configs import OverrideError, StreamConfig, configure, convert_value
+from avalanche_plasticity.wandb_logger import read_run_records, record_items
+
+QUIET = ["--wandb-mode", "disabled", "--quiet", "--threads", "1"]
+TINY_FLP = [
+    "--set", "functions_per_episode=3", "--set", "batches_per_function=5", "--set", "batch_size=4",
+    "--set", "query_per_function=8", "--set", "FLP.layer_sizes=4,16,16,1", "--set", "meta_batch_size=4",
+    "--set", "steps=3",
+]  # fmt: skip
 
 
 def test_compare_runs_and_prints_table(tmp_path, capsys):
-    rc = main(
-        [
-            "compare",
-            "--meta-steps",
-            "2",
-            "--strategies",
-            "FLP",
-            "Naive",
-            "EWC",
-            "--checkpoint-dir",
-            str(tmp_path),
-            "--threads",
-            "1",
-        ]
-    )
-    out = capsys.readouterr().out
+    """FLP and OML meta-trained side by side (2 worker processes), then 4 strategies on one stream."""
+    out = tmp_path / "out"
+    args = ["compare", "--meta-steps", "2", "--strategies", "FLP", "OML", "Naive", "EWC", "--meta-jobs", "2"]
+    rc = main([*args, "--checkpoint-dir", str(tmp_path), "--out", str(out), *QUIET])
+    text = capsys.readouterr().out
     assert rc == 0
-    assert "| FLP |" in out and "| Naive |" in out and "| EWC |" in out
-    assert "MSE on all functions seen" in out
-    assert "nan" not in out  # EWC uses the sine lambda that does not diverge
-    assert list(tmp_path.glob("sine_FLP_cpu_steps2_seed0.pt"))  # meta-training checkpoint written
+    assert all(f"| {name} |" in text for name in ("FLP", "OML", "Naive", "EWC"))
+    assert "MSE on all functions seen" in text
+    assert "nan" not in text  # EWC uses the sine lambda that does not diverge
+    for name in ("FLP", "OML"):  # meta-training checkpoints written
+        assert (tmp_path / f"sine_{name}_quick_steps2_seed0.pt").is_file()
+    assert (out / "table.md").read_text().startswith("MSE on all functions seen")
+    csv_lines = (out / "table.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("strategy,functions_seen,mse_mean,mse_std")
+    assert len(csv_lines) == 1 + 4 * 10  # 4 strategies x 10 evaluation points
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["results"]) == {"FLP", "OML", "Naive", "EWC"}
+    flp = results["results"]["FLP"]
+    assert flp["final_mse"] > 0 and flp["curve"]["10"] == flp["final_mse"]
+    matrix = flp["forgetting_matrix"]  # after k functions: MSE on each function seen
+    assert len(matrix) == 10 and len(matrix[0]) == 10
+    assert matrix[-1][0] == matrix[-1][0] and matrix[0][1] != matrix[0][1]  # seen: a number; unseen: NaN
+    pytest.importorskip("matplotlib")
+    for png in ("curve.png", "forgetting_matrix.png", "plasticity_FLP.png"):
+        assert (out / png).stat().st_size > 1000
 
 
-def test_bad_arguments_are_reported():
+def _isolate_wandb(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DISABLED", "WANDB_BASE_URL", "WANDB_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(root / "no-such-netrc"))
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(root / "wandb-home" / var.lower()))
+
+
+def _records(run_file: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"history": [], "summary": {}}
+    for rec in read_run_records(run_file):
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            out["run"] = rec.run
+            out["config"] = record_items(rec.run.config.update)
+        elif kind == "history":
+            out["history"].append(record_items(rec.history.item))
+        elif kind == "summary":
+            out["summary"].update(record_items(rec.summary.update))
+    return out
+
+
+def test_compare_logs_every_run_to_wandb(tmp_path, monkeypatch, capsys):
+    """One offline W&B run per strategy x seed with its config, tables and final metric, plus a summary run
+    with the comparison table, all in one group."""
+    _isolate_wandb(monkeypatch, tmp_path)
+    out = tmp_path / "out"
+    args = ["compare", "--strategies", "FLP", "Naive", "--meta-steps", "2", "--checkpoint-dir", str(tmp_path)]
+    args += ["--out", str(out), "--wandb-group", "cmp-test", "--quiet", "--threads", "1"]
+    assert main(args) == 0  # no --wandb-mode: offline, as there are no credentials
+    printed = capsys.readouterr().out
+    assert "W&B: 3 offline runs in project 'avalanche-plasticity', group 'cmp-test'" in printed
+    runs = {}
+    for f in out.glob("wandb/offline-run-*/run-*.wandb"):
+        rec = _records(f)
+        runs[rec["run"].display_name] = rec
+    assert set(runs) == {"FLP-seed0", "Naive-seed0", "cmp-test-summary"}
+    assert {r["run"].run_group for r in runs.values()} == {"cmp-test"}
+    flp = runs["FLP-seed0"]
+    assert flp["config"]["strategy"] == "FLP" and flp["config"]["learner"]["kind"] == "FLPLearner"
+    assert flp["summary"]["final_mse"] > 0 and "plasticity/layer1_mean" in flp["summary"]
+    logged = {k for row in flp["history"] for k in row}
+    assert {"forgetting_matrix", "mse_curve", "plasticity"} <= logged
+    (matrix,) = [row["forgetting_matrix"] for row in flp["history"] if "forgetting_matrix" in row]
+    assert matrix["_type"] == "table-file" and (matrix["nrows"], matrix["ncols"]) == (10, 11)
+    assert any(k.startswith("MSE_Exp/eval_phase/test_stream") for k in logged)  # live Avalanche metrics
+    summary_keys = {k for row in runs["cmp-test-summary"]["history"] for k in row}
+    assert {"comparison", "curve", "forgetting_matrix"} <= summary_keys
+
+
+def test_meta_train_then_evaluate(tmp_path, capsys):
+    ckpt = tmp_path / "flp.pt"
+    assert main(["meta-train", "--learner", "FLP", *TINY_FLP, "--checkpoint", str(ckpt), *QUIET]) == 0
+    assert "FLP on sine: finished at step 3/3" in capsys.readouterr().out
+    # A finished checkpoint is reported, not trained again; more steps extend it.
+    assert main(["meta-train", "--learner", "FLP", *TINY_FLP, "--checkpoint", str(ckpt), *QUIET]) == 0
+    assert "finished at step 3/3" in capsys.readouterr().out
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(ckpt), "--seeds", "0", "1", "--out", str(out), *QUIET]) == 0
+    text = capsys.readouterr().out
+    assert "| FLP |" in text and "mean ± std over seeds [0, 1]" in text
+    results = json.loads((out / "results.json").read_text())
+    assert results["evaluation_points"] == [1, 2, 3]  # 3 functions, as in meta-training
+    assert results["config"]["checkpoint"] == str(ckpt)
+    assert set(results["results"]["FLP"]["final_mse_per_seed"]) == {"0", "1"}
+
+
+def test_default_command_is_compare(tmp_path, capsys):
+    assert main(["--strategies", "Naive", "--out", str(tmp_path), *QUIET]) == 0
+    assert "| Naive |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "--strategies", "SGD"], "invalid choice: 'SGD'"),
+        (["compare", "--meta-steps", "0"], "--meta-steps must be a positive integer"),
+        (["compare", "--seeds", "-1"], "a seed must be an integer >= 0"),
+        (["compare", "--set", "foo=1"], "unknown setting 'foo'; valid keys are FLP.learner: "),
+        (["compare", "--set", "steps=ten"], "--set steps=ten: expected an integer, got 'ten'"),
+        (["compare", "--set", "task=vision"], "expected one of ['regression', 'classification']"),
+        (["compare", "--set", "lr.Naive=0.1"], "'lr' is in several sections (meta, stream)"),
+        (["compare", "--set", "stream.lr.SGD=0.1"], "lr has unknown strategies ['SGD']"),
+        (["compare", "--set", "noequals"], "expected key=value, got 'noequals'"),
+        (["compare", "--set", "seed=3"], "the seed is set with --seed"),
+        (["compare", "--num-classes", "20"], "--num-classes applies to --scenario omniglot only"),
+        (["compare", "--scenario", "omniglot", "--scale", "quick"], "scale 'quick' exists for the sine"),
+        (["meta-train", "--learner", "FLP", "--set", "stream.mem_size=3"], "apply to 'compare' and"),
+        (["meta-train", "--learner", "FLP", "--set", "inner_lr=0.1"], "unknown setting 'inner_lr'"),
+        (["meta-train", "--learner", "SGD"], "invalid choice: 'SGD'"),
+        (["evaluate", "/no/such/checkpoint.pt"], "no checkpoint at /no/such/checkpoint.pt"),
+        (["evaluat"], "invalid choice: 'evaluat'"),
+    ],
+)
+def test_bad_arguments_are_reported(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--quiet"] if argv != ["evaluat"] else argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_convert_value_follows_the_field_type():
+    assert convert_value("3", int) == 3
+    assert convert_value("1e-5", float) == 1e-5
+    assert convert_value("off", bool) is False
+    assert convert_value("none", int | None) is None and convert_value("4", int | None) == 4
+    assert convert_value("11,64,1", tuple[int, ...]) == (11, 64, 1)
+    assert convert_value("(2, 2)", tuple[int, ...]) == (2, 2)
+    assert convert_value("plasticity:1e-5,forward:1e-3", dict[str, float]) == {
+        "plasticity": 1e-5,
+        "forward": 1e-3,
+    }
+    assert convert_value("{'channels': 8}", dict | None) == {"channels": 8}
+    with pytest.raises(ValueError, match="expected an integer"):
+        convert_value("1.5", int)
+
+
+def test_overrides_reach_the_right_dataclass():
+    learners, stream = configure(
+        "sine",
+        "quick",
+        {"FLP.lr.plasticity": "1e-4", "steps": "7", "OML.inner_lr": "0.01", "stream.ewc_lambda": "2"},
+        stream=StreamConfig(),
+    )
+    assert learners["FLP"].meta.lr == {"plasticity": 1e-4} and learners["FLP"].meta.steps == 7
+    assert learners["OML"].meta.steps == 7 and learners["OML"].learner_config.inner_lr == 0.01
+    assert stream.ewc_lambda == 2.0
+    with pytest.raises(OverrideError, match="input size .* must be functions_per_episode \\+ 1"):
+        configure("sine", "quick", {"functions_per_episode": "4"})
+
+
+def test_meta_train_logs_its_meta_loss_to_wandb(tmp_path, monkeypatch):
+    _isolate_wandb(monkeypatch, tmp_path)
+    ckpt = tmp_path / "ckpt" / "flp.pt"
+    args = ["meta-train", "--learner", "FLP", *TINY_FLP, "--checkpoint", str(ckpt), "--quiet"]
+    args += ["--threads", "1"]
+    assert main([*args, "--wandb-mode", "offline", "--wandb-group", "mt"]) == 0
+    (run_file,) = (tmp_path / "ckpt").glob("wandb/offline-run-*/run-*.wandb")
+    rec = _records(run_file)
+    assert rec["run"].run_group == "mt" and rec["config"]["learner"] == "FLP"
+    assert [(r["meta_loss"] > 0, r["x_plot"]) for r in rec["history"] if "meta_loss" in r] == [
+        (True, 1),
+        (True, 2),
+        (True, 3),
+    ]
+    assert rec["summary"]["step"] == 3 and "plasticity/layer1_mean" in rec["summary"]
+
+
+def test_config_file_and_show_config(tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"steps": 40, "FLP.layer_sizes": [11, 32, 1], "truncate": None}))
+    args = ["meta-train", "--learner", "FLP", "--config", str(cfg), "--set", "steps=5", "--show-config"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "layer_sizes=(11, 32, 1)" in text and "steps=5," in text  # --set wins over --config
+    cfg.write_text("[1, 2]")
     with pytest.raises(SystemExit):
-        main(["compare", "--strategies", "SGD"])
-    with pytest.raises(SystemExit):
-        main(["compare", "--meta-steps", "0"])
+        main(["compare", "--config", str(cfg)])
+    assert "expected a JSON object of settings" in capsys.readouterr().err

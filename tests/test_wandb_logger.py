@@ -33,7 +33,13 @@ from PIL import Image
 from wandb.proto import wandb_internal_pb2
 
 import avalanche_plasticity.wandb_logger as wl
-from avalanche_plasticity.wandb_logger import WandBLogger, has_api_key, read_run_records, resolve_mode
+from avalanche_plasticity.wandb_logger import (
+    WandBLogger,
+    has_api_key,
+    read_run_records,
+    record_items,
+    resolve_mode,
+)
 
 WANDB_ENV = (
     "WANDB_API_KEY",
@@ -76,30 +82,18 @@ def _no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- decoding records
 
 
-def _items_to_dict(items: Any) -> dict[str, Any]:
-    """History/summary/config items (``key`` or ``nested_key`` + ``value_json``) as a nested dict."""
-    out: dict[str, Any] = {}
-    for item in items:
-        path = [item.key] if item.key else list(item.nested_key)
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = json.loads(item.value_json)
-    return out
-
-
 def by_type(records: list[wandb_internal_pb2.Record], kind: str) -> list[Any]:
     return [getattr(r, kind) for r in records if r.WhichOneof("record_type") == kind]
 
 
 def history(records: list[wandb_internal_pb2.Record]) -> list[dict[str, Any]]:
-    return [_items_to_dict(h.item) for h in by_type(records, "history")]
+    return [record_items(h.item) for h in by_type(records, "history")]
 
 
 def summary(records: list[wandb_internal_pb2.Record]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for s in by_type(records, "summary"):
-        out.update(_items_to_dict(s.update))
+        out.update(record_items(s.update))
     return out
 
 
@@ -238,7 +232,7 @@ def test_avalanche_metrics_are_in_the_offline_record_log(avalanche_run):
         "test",
     )
     assert list(run.tags) == ["ci"]
-    config = _items_to_dict(run.config.update)
+    config = record_items(run.config.update)
     assert config["lr"] == 0.05 and config["epochs"] == 1 and config["model"] == {"hidden": 16}
 
     rows = history(records)
@@ -343,7 +337,7 @@ def test_tables_summary_media_and_out_of_order_steps(tmp_path):
     assert any(r.get("pic", {}).get("_type") == "image-file" for r in rows)
     final = summary(records)
     assert final["final_acc"] == 0.75 and final["best"] == {"acc": 0.8}
-    assert _items_to_dict(by_type(records, "run")[0].config.update)["seed"] == 3
+    assert record_items(by_type(records, "run")[0].config.update)["seed"] == 3
 
 
 def test_matplotlib_figure_is_logged_as_image(tmp_path):
