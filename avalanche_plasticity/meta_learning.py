@@ -13,10 +13,12 @@ Under ``torchrun`` the meta-batch is split across processes and the meta-gradien
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import math
 import random
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,6 +117,8 @@ def sample_share(
     With one stream (the default), every process draws the whole meta-batch, so that all random states stay
     equal, and keeps its share. With ``episode_seeds``, each process draws only its own episodes.
     """
+    if hasattr(source, "for_step"):  # sources with a curriculum (e.g. longer episodes later on)
+        source = source.for_step(step)
     if not config.episode_seeds:
         return shard(source.sample(config.meta_batch_size, generator), world)
     share = world.share(config.meta_batch_size) if world.distributed else slice(0, config.meta_batch_size)
@@ -312,7 +316,7 @@ def meta_train(
         dynamic_ncols=True,
         position=position,
     )
-    t0, running = time.perf_counter(), None
+    t0, recent = time.perf_counter(), collections.deque(maxlen=25)
     while step < end:
         batch, weight = sample_share(source, config, step, generator, world)
         if device.type != "cpu":
@@ -339,12 +343,12 @@ def meta_train(
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             for opt in optimizers.values():
                 opt.step()
-            running = value if running is None else 0.95 * running + 0.05 * value
+            recent.append(value)
         step += 1
         history.append({"step": step, "meta_loss": value})
         bar.update(1)
-        if running is not None:
-            bar.set_postfix(meta_loss=f"{running:.4f}")
+        if recent:  # the median of the last 25 finite losses: one exploding episode does not swamp it
+            bar.set_postfix(meta_loss=f"{statistics.median(recent):.4f}")
         if on_step is not None and world.is_main:
             on_step(step, history[-1])
         if step % config.checkpoint_every == 0:

@@ -21,7 +21,8 @@ class Preset:
 
 
 def sine_presets(scale: str = "cpu") -> dict[str, Preset]:
-    """Incremental sine. ``cpu``: width 64, 4 layers, 10 x 40 minibatches of 8 per episode, 1200 meta-updates.
+    """Incremental sine. ``cpu``: width 64, 4 layers; OML: 10 x 40 minibatches of 8 per episode, 1200
+    meta-updates; FLP: 4000 meta-updates, episodes of 10 x 10 minibatches of 8 growing to 10 x 40.
     ``paper``: FLP's 9 layers of width 300 (all plastic) and OML's 6 RLN + 3 PLN layers."""
     if scale == "paper":
         w, depth, steps, mb = 300, 8, 20000, 16
@@ -31,6 +32,20 @@ def sine_presets(scale: str = "cpu") -> dict[str, Preset]:
         raise ValueError(f"scale must be 'cpu' or 'paper', got {scale!r}")
     hidden = (w,) * depth
     rln_depth = depth - 1 if scale == "cpu" else 6
+    if scale == "cpu":
+        # FLP at CPU size: linear feedback, meta-lr 1e-2 (rates 1e-5), 4,000 meta-updates with an
+        # episode-length curriculum: 10 functions x 10 minibatches of 8 for 3,000 updates, then 20, then the
+        # protocol's 40 from update 3,500 (a rule meta-trained on 10 only diverges on 40-minibatch blocks).
+        flp_feedback, flp_steps, flp_lr, flp_rate_lr = True, 4000, 1e-2, 1e-5
+        flp_source = dict(
+            functions_per_episode=10,
+            batches_per_function=10,
+            batch_size=8,
+            query_per_function=32,
+            length_schedule=((3000, 20), (3500, 40)),
+        )
+    else:
+        flp_feedback, flp_steps, flp_lr, flp_rate_lr, flp_source = False, steps, 1e-3, 1e-6, {}
     return {
         "FLP": Preset(
             "FLP",
@@ -39,10 +54,16 @@ def sine_presets(scale: str = "cpu") -> dict[str, Preset]:
                 task="regression",
                 init_plasticity=0.0,
                 init_feedback_strength=0.5,
+                linear_feedback=flp_feedback,
             ),
             MetaTrainConfig(
-                steps=steps, meta_batch_size=mb, default_lr=1e-3, lr={"plasticity": 1e-6}, checkpoint_every=25
+                steps=flp_steps,
+                meta_batch_size=mb,
+                default_lr=flp_lr,
+                lr={"plasticity": flp_rate_lr},
+                checkpoint_every=50,
             ),
+            flp_source,
         ),
         "OML": Preset(
             "OML",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,6 +78,10 @@ class SineTaskSource:
     the query has ``query_per_function`` fresh points of every function.
 
     :param order: ``"continual"`` (function blocks in sequence) or ``"iid"`` (minibatches shuffled).
+    :param length_schedule: an episode-length curriculum, ``((step, batches_per_function), ...)``: from
+        meta-update ``step`` on, blocks have that many minibatches (before the first step named:
+        ``batches_per_function``).
+        A plastic learner meta-trained only on short blocks can be unstable on longer ones.
     """
 
     def __init__(
@@ -89,9 +94,19 @@ class SineTaskSource:
         query_per_function: int = 32,
         order: Literal["continual", "iid"] = "continual",
         pool_seed: int = 0,
+        length_schedule: Sequence[Sequence[int]] = (),
     ) -> None:
         if order not in ("continual", "iid"):
             raise ValueError(f"order must be 'continual' or 'iid', got {order!r}")
+        try:
+            schedule = sorted((int(step), int(n)) for step, n in length_schedule)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"length_schedule must be pairs (step, batches_per_function), got {length_schedule!r}"
+            ) from None
+        if any(step < 0 or n < 1 for step, n in schedule):
+            raise ValueError(f"length_schedule needs steps >= 0 and lengths >= 1, got {length_schedule!r}")
+        self.base_length, self.length_schedule = batches_per_function, schedule
         for name, v in (
             ("pool_size", pool_size),
             ("functions_per_episode", functions_per_episode),
@@ -112,6 +127,14 @@ class SineTaskSource:
             order,
         )
         self.input_size = functions_per_episode + 1
+
+    def for_step(self, step: int) -> SineTaskSource:
+        """Set the block length of meta-update ``step`` from ``length_schedule`` (returns ``self``)."""
+        self.T = self.base_length
+        for start, n in self.length_schedule:
+            if step >= start:
+                self.T = n
+        return self
 
     def sample(self, episodes: int, generator: torch.Generator) -> EpisodeBatch:
         E, k, T, B = episodes, self.k, self.T, self.B

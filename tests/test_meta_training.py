@@ -158,3 +158,26 @@ def test_oml_meta_gradient_is_second_order():
         down = meta_loss(learner, batch).item()
         w[i, j] += eps
     assert abs((up - down) / (2 * eps) - g2[i, j].item()) < 1e-6
+
+
+def test_episode_length_curriculum_follows_the_step_and_resumes(tmp_path):
+    """``length_schedule`` lengthens the episodes at the named meta-updates; the engine asks the source for
+    each step's length, so a resumed run sees the same episodes as an uninterrupted one."""
+    source = SineTaskSource(**{**SMALL_SINE, "length_schedule": ((2, 7), (4, 9))})
+    g = torch.Generator().manual_seed(0)
+    assert [source.for_step(s).sample(1, g).support_x.shape[1] for s in range(6)] == [15, 15, 21, 21, 27, 27]
+    cfg = MetaTrainConfig(steps=6, meta_batch_size=2, default_lr=3e-3, checkpoint_every=2, seed=1)
+    ref = small_flp()
+    meta_train(ref, source, cfg, progress=False)
+    path = tmp_path / "run.pt"
+    meta_train(small_flp(), source, cfg, checkpoint=path, progress=False, stop_after=3)
+    resumed = small_flp()
+    meta_train(resumed, source, cfg, checkpoint=path, progress=False)
+    for a, b in zip(ref.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("schedule", [((1, 0),), ((-1, 5),), (("a", 5),), (3,)])
+def test_bad_length_schedule_raises(schedule):
+    with pytest.raises(ValueError, match="length_schedule"):
+        SineTaskSource(**{**SMALL_SINE, "length_schedule": schedule})
