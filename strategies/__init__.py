@@ -1,13 +1,19 @@
 """Avalanche strategies for the meta-learned learners."""
 
 from .alignment import AlignmentPlugin, GradientAngle, NormRatio, WeightAngle, alignment_metrics
+from .contrastive import ComplexSynapse, GainModulation
 from .flp import FLP
 from .oml import OML, OMLModel
 from .online import PlasticModel
+from .plasticity_rules import FeedbackAlignment, MetaPlasticityRule
 
 __all__ = [
     "FLP",
     "OML",
+    "ComplexSynapse",
+    "FeedbackAlignment",
+    "GainModulation",
+    "MetaPlasticityRule",
     "AlignmentPlugin",
     "GradientAngle",
     "NormRatio",

@@ -1,0 +1,371 @@
+"""The two learners of Zucchet et al. (2022) as bilevel learners (functional core).
+
+* :class:`ComplexSynapseLearner`: every weight of a network is fast; each synapse also holds a slow anchor
+  omega_i and a strength lambda_i (stored as log lambda). The inner loss is
+
+    L_in(phi, theta) = L_task(phi; support) + sum_i lambda_i (phi_i - omega_i)^2, theta = {omega, log lambda}
+
+  and phi starts at omega. (No factor 1/2: the solver and the meta-gradient differentiate this same
+  function, so the pull is 2 lambda (phi - omega) in both.)
+* :class:`GainModulationLearner`: a body whose hidden units are modulated top-down by fast per-neuron gains
+  and shifts, ``h_l = act(g_l * (W_l h_{l-1} + c_l) + s_l)``, with a fast readout ``y = V h_L + v``. The body
+  (W, c) is meta-learned; so are the initial gains, shifts and readout, which the fast weights start from
+  and are pulled toward with ``reg_strength`` (with ``reg_strength = 0`` their contrastive meta-gradient is
+  zero and only the body is meta-learned, as in the paper's bandit code).
+
+Networks are given by a spec: ``{"kind": "mlp", "sizes": [in, hidden..., out], "activation": "tanh"}`` or
+``{"kind": "conv", "in_channels": 1, "channels": 32, "blocks": 4, "image_size": 28, "num_outputs": 5}``
+(3x3 conv, batch norm on batch statistics, ReLU, 2x2 max-pool on the first three blocks, linear head).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from ..checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .estimators import Task
+from .solvers import Params
+
+Tensor = torch.Tensor
+ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu}
+
+
+def check_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """Validate a network spec and fill its defaults."""
+    if not isinstance(spec, dict) or spec.get("kind") not in ("mlp", "conv"):
+        raise ValueError(f"network must be a dict with kind 'mlp' or 'conv', got {spec!r}")
+    if spec["kind"] == "mlp":
+        sizes = [int(s) for s in spec.get("sizes", ())]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(
+                f"mlp network needs sizes [in, hidden..., out] of positive ints, got {spec.get('sizes')!r}"
+            )
+        act = spec.get("activation", "tanh")
+        if act not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+        return {"kind": "mlp", "sizes": sizes, "activation": act}
+    out = {"kind": "conv", "in_channels": 1, "channels": 32, "blocks": 4, "image_size": 28, "num_outputs": 5}
+    unknown = set(spec) - set(out)
+    if unknown:
+        raise ValueError(f"unknown conv network keys {sorted(unknown)}; accepted: {sorted(out)}")
+    out.update(spec)
+    for k in ("in_channels", "channels", "blocks", "image_size", "num_outputs"):
+        if not isinstance(out[k], int) or out[k] < 1:
+            raise ValueError(f"conv network {k} must be a positive int, got {out[k]!r}")
+    return out
+
+
+def conv_output_size(spec: dict[str, Any]) -> int:
+    size = spec["image_size"]
+    for b in range(spec["blocks"]):
+        if b < 3:
+            size //= 2
+    if size < 1:
+        raise ValueError(f"image_size {spec['image_size']} is too small for {spec['blocks']} blocks")
+    return size
+
+
+def build_network(spec: dict[str, Any], seed: int) -> nn.Module:
+    """An ``nn.Module`` from a spec (Kaiming-uniform PyTorch defaults, seeded)."""
+    torch.manual_seed(seed)
+    if spec["kind"] == "mlp":
+        s = spec["sizes"]
+        act = nn.Tanh if spec["activation"] == "tanh" else nn.ReLU
+        layers: list[nn.Module] = []
+        for i in range(len(s) - 1):
+            layers.append(nn.Linear(s[i], s[i + 1]))
+            if i < len(s) - 2:
+                layers.append(act())
+        return nn.Sequential(*layers)
+    c_in, layers = spec["in_channels"], []
+    for b in range(spec["blocks"]):
+        layers += [
+            nn.Conv2d(c_in, spec["channels"], 3, padding=1),
+            nn.BatchNorm2d(spec["channels"], track_running_stats=False),
+            nn.ReLU(),
+        ]
+        if b < 3:
+            layers.append(nn.MaxPool2d(2))
+        c_in = spec["channels"]
+    size = conv_output_size(spec)
+    layers += [nn.Flatten(), nn.Linear(spec["channels"] * size * size, spec["num_outputs"])]
+    return nn.Sequential(*layers)
+
+
+def input_shape(spec: dict[str, Any]) -> tuple[int, ...]:
+    if spec["kind"] == "mlp":
+        return (spec["sizes"][0],)
+    return (spec["in_channels"], spec["image_size"], spec["image_size"])
+
+
+def num_outputs(spec: dict[str, Any]) -> int:
+    return spec["sizes"][-1] if spec["kind"] == "mlp" else spec["num_outputs"]
+
+
+def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:
+    """Mean MSE (regression) or cross-entropy (classification) over a batch."""
+    if task == "regression":
+        return (output - target.reshape(output.shape)).square().mean()
+    return F.cross_entropy(output, target.reshape(-1).long())
+
+
+def _check_common(task: str, inner_lr: float) -> None:
+    if task not in ("regression", "classification"):
+        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    if not (isinstance(inner_lr, (int, float)) and inner_lr > 0):
+        raise ValueError(f"inner_lr must be > 0, got {inner_lr!r}")
+
+
+class _BilevelModule(nn.Module):
+    """Shared parts: the task loss, inner/outer losses from ``predict`` and ``regulariser``."""
+
+    config: Any
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return input_shape(self.config.network)
+
+    @property
+    def num_outputs(self) -> int:
+        return num_outputs(self.config.network)
+
+    def theta(self) -> Params:
+        """The meta-parameters as plain (detached) tensors."""
+        return {k: v.detach() for k, v in self.meta_parameters().items()}
+
+    def predict(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def regulariser(self, fast: Params, theta: Params) -> Tensor:
+        raise NotImplementedError
+
+    def inner_loss(self, fast: Params, theta: Params, task: Task) -> Tensor:
+        """L_in = task loss on the support set + the learner's regulariser."""
+        out = self.predict(fast, theta, task.support_x)
+        return task_loss(out, task.support_y, self.task) + self.regulariser(fast, theta)
+
+    def outer_loss(self, fast: Params, theta: Params, task: Task) -> Tensor:
+        """L_out = task loss on the query set."""
+        return task_loss(self.predict(fast, theta, task.query_x), task.query_y, self.task)
+
+    def adapt(self, task: Task, solver, theta: Params | None = None) -> Params:
+        """Learn a task: minimise L_in from the initial fast weights (raises if ``solver`` misses its tol)."""
+        from .solvers import minimise
+
+        theta = self.theta() if theta is None else theta
+        return minimise(
+            lambda f: self.inner_loss(f, theta, task), self.initial_fast_weights(theta), solver
+        ).fast
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups: dict[str, list[nn.Parameter]] = {}
+        for name, p in self.meta_parameters().items():
+            if p.requires_grad:
+                groups.setdefault(name.split("/")[0], []).append(p)
+        return groups
+
+
+@dataclass
+class ComplexSynapseConfig:
+    """:param network: network spec (module docstring). :param task: ``"regression"`` or
+    ``"classification"``. :param init_lambda: initial per-synapse strength lambda (> 0).
+    :param learn_lambda: meta-learn log lambda (else only omega, the iMAML-style variant).
+    :param inner_lr: learning rate of online SGD in the Avalanche strategy. :param seed: weight init."""
+
+    network: dict = field(default_factory=lambda: {"kind": "mlp", "sizes": [1, 40, 40, 1]})
+    task: Literal["regression", "classification"] = "regression"
+    init_lambda: float = 0.5
+    learn_lambda: bool = True
+    inner_lr: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.network = check_network_spec(self.network)
+        _check_common(self.task, self.inner_lr)
+        if not (
+            isinstance(self.init_lambda, (int, float))
+            and self.init_lambda > 0
+            and math.isfinite(self.init_lambda)
+        ):
+            raise ValueError(f"init_lambda must be a finite number > 0, got {self.init_lambda!r}")
+
+
+class ComplexSynapseLearner(_BilevelModule):
+    """Complex synapses: fast weights phi anchored to meta-learned omega with meta-learned strengths."""
+
+    def __init__(self, config: ComplexSynapseConfig) -> None:
+        super().__init__()
+        self.config = config
+        net = build_network(config.network, config.seed)
+        object.__setattr__(self, "_net", net)  # a template for functional_call; its weights are not used
+        self._names = [n for n, _ in net.named_parameters()]
+        key = lambda n: n.replace(".", "__")  # noqa: E731
+        self.omega = nn.ParameterDict(
+            {key(n): nn.Parameter(p.detach().clone()) for n, p in net.named_parameters()}
+        )
+        self.log_lambda = nn.ParameterDict(
+            {
+                key(n): nn.Parameter(
+                    torch.full_like(p, math.log(config.init_lambda)), requires_grad=config.learn_lambda
+                )
+                for n, p in net.named_parameters()
+            }
+        )
+
+    def meta_parameters(self) -> dict[str, nn.Parameter]:
+        """``omega/<weight>`` and ``log_lambda/<weight>`` (the latter only with ``learn_lambda``)."""
+        out = {f"omega/{n}": self.omega[n.replace(".", "__")] for n in self._names}
+        if self.config.learn_lambda:
+            out.update({f"log_lambda/{n}": self.log_lambda[n.replace(".", "__")] for n in self._names})
+        return out
+
+    def _get(self, theta: Params, group: str, name: str) -> Tensor:
+        k = f"{group}/{name}"
+        if k in theta:
+            return theta[k]
+        return getattr(self, group)[name.replace(".", "__")].detach()
+
+    def initial_fast_weights(self, theta: Params) -> Params:
+        """phi starts at omega."""
+        return {n: self._get(theta, "omega", n) for n in self._names}
+
+    def predict(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
+        return functional_call(self._net, fast, (x,))
+
+    def regulariser(self, fast: Params, theta: Params) -> Tensor:
+        """sum_i lambda_i (phi_i - omega_i)^2."""
+        return sum(
+            (
+                torch.exp(self._get(theta, "log_lambda", n))
+                * (fast[n] - self._get(theta, "omega", n)).square()
+            ).sum()
+            for n in self._names
+        )
+
+
+@dataclass
+class GainModulationConfig:
+    """:param network: body + head spec (module docstring). :param reg_strength: pull
+    ``reg_strength * ||phi - phi_init||^2`` of the fast gains/shifts/readout toward their meta-learned
+    initial values (>= 0). :param activation: hidden nonlinearity of an MLP body."""
+
+    network: dict = field(default_factory=lambda: {"kind": "mlp", "sizes": [1, 40, 40, 1]})
+    task: Literal["regression", "classification"] = "regression"
+    reg_strength: float = 0.1
+    inner_lr: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.network = check_network_spec(self.network)
+        _check_common(self.task, self.inner_lr)
+        if not (isinstance(self.reg_strength, (int, float)) and self.reg_strength >= 0):
+            raise ValueError(f"reg_strength must be a number >= 0, got {self.reg_strength!r}")
+
+
+class GainModulationLearner(_BilevelModule):
+    """Top-down gain modulation: fast per-neuron gains, shifts and readout on a meta-learned body."""
+
+    def __init__(self, config: GainModulationConfig) -> None:
+        super().__init__()
+        self.config = config
+        spec = config.network
+        net = build_network(spec, config.seed)
+        body = [m for m in net if isinstance(m, (nn.Linear, nn.Conv2d))]
+        head = body.pop()
+        self.body = nn.ParameterDict()
+        widths = []
+        for l, m in enumerate(body):
+            self.body[f"weight{l}"] = nn.Parameter(m.weight.detach().clone())
+            self.body[f"bias{l}"] = nn.Parameter(m.bias.detach().clone())
+            widths.append(m.weight.shape[0])
+        self.init = nn.ParameterDict()
+        for l, w in enumerate(widths):
+            self.init[f"gain{l}"] = nn.Parameter(torch.ones(w))
+            self.init[f"shift{l}"] = nn.Parameter(torch.zeros(w))
+        self.init["head_weight"] = nn.Parameter(head.weight.detach().clone())
+        self.init["head_bias"] = nn.Parameter(head.bias.detach().clone())
+        self.layers = len(widths)
+
+    def meta_parameters(self) -> dict[str, nn.Parameter]:
+        """``body/weight<l>``, ``body/bias<l>`` and ``init/<fast weight>``."""
+        return {
+            **{f"body/{k}": v for k, v in self.body.items()},
+            **{f"init/{k}": v for k, v in self.init.items()},
+        }
+
+    def initial_fast_weights(self, theta: Params) -> Params:
+        return {k: theta[f"init/{k}"] if f"init/{k}" in theta else v.detach() for k, v in self.init.items()}
+
+    def predict(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
+        spec = self.config.network
+        body = lambda k: theta.get(f"body/{k}", self.body[k].detach())  # noqa: E731
+        h = x
+        for l in range(self.layers):
+            g, s = fast[f"gain{l}"], fast[f"shift{l}"]
+            if spec["kind"] == "mlp":
+                z = F.linear(h, body(f"weight{l}"), body(f"bias{l}"))
+                h = ACTIVATIONS[spec["activation"]](g * z + s)  # h_l = act(g_l (W_l h + c_l) + s_l)
+            else:
+                z = F.batch_norm(
+                    F.conv2d(h, body(f"weight{l}"), body(f"bias{l}"), padding=1), None, None, training=True
+                )
+                h = F.relu(g[:, None, None] * z + s[:, None, None])
+                if l < 3:
+                    h = F.max_pool2d(h, 2)
+        return F.linear(h.flatten(1), fast["head_weight"], fast["head_bias"])
+
+    def regulariser(self, fast: Params, theta: Params) -> Tensor:
+        """reg_strength * ||phi - phi_init||^2 (zero when reg_strength is 0)."""
+        if self.config.reg_strength == 0:
+            return torch.zeros(())
+        init = self.initial_fast_weights(theta)
+        return self.config.reg_strength * sum((fast[k] - init[k]).square().sum() for k in fast)
+
+
+LEARNERS: dict[str, tuple[type, type]] = {
+    "ComplexSynapseLearner": (ComplexSynapseLearner, ComplexSynapseConfig),
+    "GainModulationLearner": (GainModulationLearner, GainModulationConfig),
+}
+
+
+def save_bilevel_learner(learner: _BilevelModule, path: str | Path, **extra: Any) -> None:
+    """Save a complex-synapse or gain-modulation learner (kind, config, weights) atomically."""
+    save_atomic(
+        {
+            "kind": type(learner).__name__,
+            "learner_config": dataclasses.asdict(learner.config),
+            "state_dict": learner.state_dict(),
+            **extra,
+        },
+        path,
+    )
+
+
+def load_bilevel_learner(path: str | Path, *, kind: str | None = None) -> _BilevelModule:
+    """Rebuild a learner saved by :func:`save_bilevel_learner` or the bilevel meta-training loop.
+
+    :raises CheckpointError: corrupt file, unknown kind, or weights that do not fit the config.
+    """
+    ckpt = load_checkpoint(path, kind=kind)
+    if ckpt.get("kind") not in LEARNERS:
+        raise CheckpointError(f"checkpoint {path} holds {ckpt.get('kind')!r}; known: {sorted(LEARNERS)}")
+    cls, cfg_cls = LEARNERS[ckpt["kind"]]
+    learner = cls(cfg_cls(**ckpt["learner_config"]))
+    try:
+        learner.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not match its learner config: {e}") from e
+    return learner

@@ -1,0 +1,87 @@
+"""Meta-training a rule on the shared engine, and measuring online accuracy on held-out episodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..meta_learning import MetaTrainConfig, MetaTrainResult, meta_train, run_trajectory
+from ..tasks import EpisodeBatch
+from .learner import PlasticityRuleLearner
+
+Tensor = torch.Tensor
+
+
+def meta_train_rule(
+    learner: PlasticityRuleLearner,
+    source: Any,
+    config: MetaTrainConfig,
+    *,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    desc: str = "meta-train rule",
+) -> MetaTrainResult:
+    """Meta-train the coefficients with :func:`~avalanche_plasticity.meta_learning.meta_train` (Adam on
+    ``theta``, online inner loop, query cross-entropy, plus the learner's L1 penalty).
+
+    Every history entry also records the coefficients after that meta-update (``"theta/<term>"``), so the
+    trajectory survives checkpoints and resumes; ``on_step`` is called after that with ``(step, entry)``.
+    """
+    terms = learner.config.terms
+
+    def record(step: int, entry: dict[str, float]) -> None:
+        for t, v in zip(terms, learner.coefficients.detach().tolist(), strict=True):
+            entry[f"theta/{t}"] = v
+        if on_step is not None:
+            on_step(step, entry)
+
+    return meta_train(
+        learner,
+        source,
+        config,
+        checkpoint=checkpoint,
+        progress=progress,
+        stop_after=stop_after,
+        on_step=record,
+        metadata={"terms": list(terms)},
+        desc=desc,
+    )
+
+
+def coefficient_history(history: list[dict[str, float]], terms: tuple[str, ...]) -> dict[str, list[float]]:
+    """``{"step": [...], term: [...]}`` from a meta-training history (entries without coefficients are
+    skipped)."""
+    rows = [h for h in history if all(f"theta/{t}" in h for t in terms)]
+    out: dict[str, list[float]] = {"step": [float(h["step"]) for h in rows]}
+    for t in terms:
+        out[t] = [h[f"theta/{t}"] for h in rows]
+    return out
+
+
+@torch.no_grad()
+def online_accuracy(
+    learner: PlasticityRuleLearner, batch: EpisodeBatch, *, seed: int = 0, chunk: int = 16
+) -> Tensor:
+    """Query accuracy of each episode after one online pass over its support samples, ``(E,)``.
+
+    The initial and feedback weights of every episode are drawn from a generator seeded with ``seed``.
+    """
+    saved, saved_inplace = learner.generator, learner.inplace
+    learner.generator = torch.Generator().manual_seed(seed)
+    learner.inplace = True  # the weights below are ours
+    try:
+        accs = []
+        for i in range(0, batch.episodes, chunk):
+            sx, sy = batch.support_x[i : i + chunk], batch.support_y[i : i + chunk]
+            qx, qy = batch.query_x[i : i + chunk], batch.query_y[i : i + chunk]
+            fast = run_trajectory(learner, learner.initial_fast_weights(len(sx)), learner.features(sx), sy)
+            out = learner.predict(fast, learner.features(qx))
+            accs.append((out.argmax(-1) == qy).float().mean(-1))
+        return torch.cat(accs)
+    finally:
+        learner.generator, learner.inplace = saved, saved_inplace

@@ -1,0 +1,382 @@
+"""The contrastive meta-learning rule (Zucchet et al. 2022): gradient quality, memory/time, few-shot Omniglot.
+
+Sections (each resumable: finished runs are kept in the JSON and not redone unless --fresh; meta-training
+runs checkpoint to --work-dir and resume):
+
+  gradient_quality  cosine / relative error of the one-sided and symmetric contrastive estimates against
+                    the implicit reference (CG on Hessian-vector products at a 1e-10 free phase), as a
+                    function of beta and of the inner tolerance: complex synapse (lambda 0.5), tanh MLP
+                    1-40-40-1, float64, few-shot sine (10 support, 10 query points), mean over
+                    --quality-tasks tasks.
+  memory_time       peak memory and seconds per meta-step, contrastive (free phase K steps, nudged phases
+                    K/2 each, symmetric) vs unrolled backprop through K steps, K = 20, 50, 100, 200; conv
+                    complex synapse on 5-way 1-shot Omniglot tasks. Each point runs in a fresh subprocess;
+                    memory is the rise of the resident set's high-water mark over the meta-step (Linux VmHWM,
+                    reset through /proc/self/clear_refs just before it), plus the bytes autograd saved for
+                    backward (counted with torch.autograd.graph.saved_tensors_hooks). tracemalloc is not
+                    used: it does not see torch's tensor allocations.
+  fewshot_omniglot  5-way 1-shot Omniglot: the same conv complex synapse meta-trained on the background
+                    classes by the contrastive rule and by unrolled backprop (same steps, meta-batch, inner
+                    steps), tested on --eval-episodes evaluation-class tasks.
+
+    OMP_NUM_THREADS=1 python benchmarks/contrastive.py --data-root ../shared/data [--skip memory_time]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from avalanche_plasticity.contrastive import (
+    BilevelMetaTrainConfig,
+    CGConfig,
+    ComplexSynapseConfig,
+    ComplexSynapseLearner,
+    ContrastiveConfig,
+    InnerSolverError,
+    SolverConfig,
+    contrastive_meta_gradient,
+    few_shot_accuracy,
+    implicit_meta_gradient,
+    meta_train_bilevel,
+    tasks_from_episodes,
+    unrolled_meta_gradient,
+)
+from avalanche_plasticity.reporting import machine, write_results
+
+HERE = Path(__file__).resolve().parent
+SECTIONS = ("gradient_quality", "memory_time", "fewshot_omniglot")
+BETAS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+TOLS = (1e-2, 1e-3, 1e-4, 1e-6, 1e-8)
+INNER_STEPS = (20, 50, 100, 200)
+
+
+def flat(grads: dict) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in grads.values()])
+
+
+# ---------------------------------------------------------------------------------------------------
+# (a) gradient quality
+# ---------------------------------------------------------------------------------------------------
+def gradient_quality(tasks: int, seed: int) -> dict:
+    from avalanche_plasticity.scenarios.few_shot import FewShotSine
+
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(network={"kind": "mlp", "sizes": [1, 40, 40, 1]}, init_lambda=0.5, seed=seed)
+    ).double()
+    batch = FewShotSine(shots=10, query=10).sample(tasks, torch.Generator().manual_seed(seed))
+    tasks_ = [t.__class__(*(v.double() for v in t.__dict__.values())) for t in tasks_from_episodes(batch)]
+    solver = lambda tol: SolverConfig(lr=0.005, max_steps=100_000, tol=tol, momentum=0.9)  # noqa: E731
+    t0 = time.perf_counter()
+    ref = flat(
+        implicit_meta_gradient(learner, tasks_, solver(1e-10), CGConfig(tol=1e-12, max_iters=2000)).grads
+    )
+    out = {"reference": {"inner_tol": 1e-10, "cg_tol": 1e-12, "seconds": time.perf_counter() - t0}}
+    for variant in ("one_sided", "symmetric"):
+        by_beta = {}
+        for beta in BETAS:
+            by_beta[str(beta)] = {}
+            for tol in TOLS:
+                cfg = ContrastiveConfig(beta=beta, variant=variant, free=solver(tol))
+                try:
+                    est = flat(contrastive_meta_gradient(learner, tasks_, cfg).grads)
+                except InnerSolverError as e:  # reported, not used: a large beta can make a phase diverge
+                    by_beta[str(beta)][str(tol)] = {"not_converged": str(e)}
+                    print(f"  {variant} beta={beta:g} tol={tol:g}: not converged", flush=True)
+                    continue
+                cos = float(torch.nn.functional.cosine_similarity(est, ref, dim=0))
+                err = float((est - ref).norm() / ref.norm())
+                by_beta[str(beta)][str(tol)] = {"cosine": cos, "relative_error": err}
+                print(
+                    f"  {variant} beta={beta:g} tol={tol:g}: cosine {cos:.6f}, rel. error {err:.3g}",
+                    flush=True,
+                )
+        best = max((v["cosine"], b, t) for b, d in by_beta.items() for t, v in d.items() if "cosine" in v)
+        out[variant] = {
+            "best_cosine": best[0],
+            "best_at": {"beta": float(best[1]), "tol": float(best[2])},
+            "by_beta": by_beta,
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# (b) memory and time: one point per fresh process
+# ---------------------------------------------------------------------------------------------------
+def omniglot_learner(channels: int, seed: int = 0) -> ComplexSynapseLearner:
+    return ComplexSynapseLearner(
+        ComplexSynapseConfig(
+            network={"kind": "conv", "channels": channels, "num_outputs": 5},
+            task="classification",
+            init_lambda=0.25,  # = the paper's lambda 0.5 with its 1/2 (our L_in has no 1/2)
+            learn_lambda=False,
+            seed=seed,
+        )
+    )
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_point(
+    method: str, steps: int, data_root: str | None, channels: int, meta_batch: int, repeats: int
+) -> dict:
+    """Peak memory and seconds of one meta-step (run in a fresh process by :func:`memory_time`)."""
+    torch.set_num_threads(1)
+    from avalanche_plasticity.scenarios.few_shot import FewShotOmniglot
+
+    src = FewShotOmniglot(ways=5, shots=1, query_shots=15, split="background", root=data_root)
+    tasks = tasks_from_episodes(src.sample(meta_batch, torch.Generator().manual_seed(0)))
+    learner = omniglot_learner(channels)
+    solver = SolverConfig(lr=0.1, max_steps=steps, tol=None)
+
+    def step():
+        if method == "contrastive":
+            nudged = SolverConfig(lr=0.1, max_steps=max(steps // 2, 1), tol=None)
+            return contrastive_meta_gradient(
+                learner, tasks, ContrastiveConfig(beta=0.1, free=solver, nudged=nudged)
+            )
+        return unrolled_meta_gradient(learner, tasks, solver)
+
+    step()  # warm-up: allocator pools, lazy init
+    saved = [0, 0]
+
+    def pack(t):
+        saved[0] += t.numel() * t.element_size()
+        saved[1] = max(saved[1], saved[0])
+        return t
+
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident set
+    base = _rss_kib("VmRSS")
+    times = []
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        for _ in range(repeats):
+            saved[0] = 0
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+    peak = _rss_kib("VmHWM")
+    return {
+        "peak_rss_increase_bytes": (peak - base) * 1024,
+        "autograd_saved_bytes": saved[1],
+        "seconds": statistics.median(times),
+        "seconds_all": times,
+    }
+
+
+def memory_time(data_root, channels: int, meta_batch: int, repeats: int, record) -> dict:
+    out = {
+        "memory_bytes": {"contrastive": {}, "unrolled": {}},
+        "autograd_saved_bytes": {"contrastive": {}, "unrolled": {}},
+        "seconds_per_meta_step": {"contrastive": {}, "unrolled": {}},
+    }
+    for steps in INNER_STEPS:
+        for method in ("contrastive", "unrolled"):
+
+            def run(method=method, steps=steps):
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--_measure",
+                    f"{method},{steps}",
+                    "--channels",
+                    str(channels),
+                    "--mem-meta-batch",
+                    str(meta_batch),
+                    "--repeats",
+                    str(repeats),
+                ]
+                if data_root:
+                    cmd += ["--data-root", str(data_root)]
+                env = {**os.environ, "OMP_NUM_THREADS": "1"}
+                res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+                return json.loads(res.stdout.strip().splitlines()[-1])
+
+            r = record("memory_time", f"{method}/{steps}", run)
+            out["memory_bytes"][method][str(steps)] = r["peak_rss_increase_bytes"]
+            out["autograd_saved_bytes"][method][str(steps)] = r["autograd_saved_bytes"]
+            out["seconds_per_meta_step"][method][str(steps)] = r["seconds"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# (c) few-shot Omniglot: contrastive vs unrolled on the same network and budget
+# ---------------------------------------------------------------------------------------------------
+def fewshot_config(estimator: str, args) -> BilevelMetaTrainConfig:
+    inner = SolverConfig(lr=args.inner_lr, max_steps=args.inner_steps, tol=None)
+    nudged = SolverConfig(lr=args.inner_lr, max_steps=args.nudged_steps, tol=None)
+    return BilevelMetaTrainConfig(
+        steps=args.meta_steps,
+        meta_batch_size=args.meta_batch,
+        estimator=estimator,
+        contrastive=ContrastiveConfig(beta=args.beta, variant="symmetric", free=inner, nudged=nudged),
+        unrolled=inner,
+        lr=args.outer_lr,
+        grad_clip=None,
+        checkpoint_every=10,
+        seed=args.seed,
+    )
+
+
+def fewshot_run(estimator: str, args, work: Path) -> dict:
+    from avalanche_plasticity.scenarios.few_shot import FewShotOmniglot
+
+    train_src = FewShotOmniglot(
+        ways=5, shots=1, query_shots=args.query_shots, split="background", root=args.data_root
+    )
+    test_src = FewShotOmniglot(ways=5, shots=1, query_shots=15, split="evaluation", root=args.data_root)
+    learner = omniglot_learner(args.channels, args.seed)
+    cfg = fewshot_config(estimator, args)
+    ck = work / f"fewshot5w1s_{estimator}_c{args.channels}_s{args.seed}.pt"
+    t0 = time.perf_counter()
+    res = meta_train_bilevel(
+        learner,
+        train_src,
+        cfg,
+        checkpoint=ck,
+        on_step=lambda s, r: (
+            print(
+                f"  [{estimator}] step {s}: query loss {r['meta_loss']:.3f} ({r['seconds']:.1f} s)",
+                flush=True,
+            )
+            if s % 10 == 0
+            else None
+        ),
+    )
+    train_seconds = time.perf_counter() - t0
+    solver = SolverConfig(lr=args.inner_lr, max_steps=args.inner_steps, tol=None)
+    acc = few_shot_accuracy(learner, test_src, args.eval_episodes, solver, seed=10_000 + args.seed)
+    before = few_shot_accuracy(
+        omniglot_learner(args.channels, args.seed),
+        test_src,
+        args.eval_episodes,
+        solver,
+        seed=10_000 + args.seed,
+    )
+    hist = res.history
+    return {
+        "mean": statistics.mean(acc),
+        "std": statistics.stdev(acc),
+        "ci95": 1.96 * statistics.stdev(acc) / math.sqrt(len(acc)),
+        "episodes": len(acc),
+        "before_meta_training": statistics.mean(before),
+        "meta_train_seconds_this_session": train_seconds,
+        "seconds_per_meta_step": statistics.median(h["seconds"] for h in hist),
+        "meta_loss_first_10": statistics.mean(h["meta_loss"] for h in hist[:10]),
+        "meta_loss_last_10": statistics.mean(h["meta_loss"] for h in hist[-10:]),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=None, help="holds Omniglot (default: $AVP_DATA_DIR)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quality-tasks", type=int, default=2)
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--mem-meta-batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--meta-steps", type=int, default=300)
+    p.add_argument("--meta-batch", type=int, default=8)
+    p.add_argument("--inner-steps", type=int, default=20)
+    p.add_argument("--nudged-steps", type=int, default=10)
+    p.add_argument("--inner-lr", type=float, default=0.1)
+    p.add_argument("--outer-lr", type=float, default=3e-3)
+    p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--query-shots", type=int, default=5)
+    p.add_argument("--eval-episodes", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
+    p.add_argument("--fresh", action="store_true", help="ignore finished runs in the output file")
+    p.add_argument(
+        "--work-dir", default=str(Path.home() / ".cache" / "avalanche_plasticity" / "contrastive_bench")
+    )
+    p.add_argument("--out", default=str(HERE / "results" / "contrastive.json"))
+    p.add_argument("--_measure", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args._measure:
+        method, steps = args._measure.split(",")
+        print(
+            json.dumps(
+                measure_point(
+                    method, int(steps), args.data_root, args.channels, args.mem_meta_batch, args.repeats
+                )
+            )
+        )
+        return
+    skip = {s for s in args.skip.split(",") if s}
+    if skip - set(SECTIONS):
+        p.error(f"--skip: unknown {sorted(skip - set(SECTIONS))}; sections: {', '.join(SECTIONS)}")
+    config = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("out", "fresh", "skip", "work_dir", "_measure", "data_root")
+    }
+    config.update(
+        betas=list(BETAS),
+        tols=list(TOLS),
+        inner_steps_sweep=list(INNER_STEPS),
+        fewshot_network="conv 4 blocks (3x3, BN batch stats, ReLU, max-pool x3), complex synapse, "
+        "lambda 0.25 fixed, omega meta-learned",
+        fewshot_inner="SGD Nesterov 0.9",
+    )
+    out = Path(args.out)
+    payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
+    if payload and payload.get("config") != config:
+        old = payload.get("config", {})
+        changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        print(f"config changed ({', '.join(changed)}): starting fresh")
+        payload = {}
+    payload.update(config=config, machine=machine())
+    payload.setdefault("runs", {})
+    payload.setdefault("fewshot_omniglot", {})
+    payload.setdefault("continual", {"status": "not run (see benchmarks/NOTES or the report)"})
+
+    def record(section: str, key: str, fn):
+        runs = payload["runs"].setdefault(section, {})
+        if key in runs:
+            return runs[key]
+        start = time.perf_counter()
+        runs[key] = fn()
+        if isinstance(runs[key], dict):
+            runs[key]["wall_seconds"] = time.perf_counter() - start
+        print(f"[{section}] {key}: done in {time.perf_counter() - start:.0f} s", flush=True)
+        write_results(payload, out)
+        return runs[key]
+
+    if "gradient_quality" not in skip:
+        q = record("gradient_quality", "sine_mlp", lambda: gradient_quality(args.quality_tasks, args.seed))
+        payload["gradient_quality"] = {k: q[k] for k in ("one_sided", "symmetric", "reference")}
+    if "memory_time" not in skip:
+        payload.update(memory_time(args.data_root, args.channels, args.mem_meta_batch, args.repeats, record))
+    if "fewshot_omniglot" not in skip:
+        work = Path(args.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        fs = payload["fewshot_omniglot"].setdefault("5w1s", {})
+        for est in ("contrastive", "unrolled"):
+            fs[est] = record("fewshot_omniglot", f"5w1s/{est}", lambda est=est: fewshot_run(est, args, work))
+        fs["gap_points"] = 100 * (fs["unrolled"]["mean"] - fs["contrastive"]["mean"])
+    write_results(payload, out)
+    print(
+        json.dumps(
+            {k: payload.get(k) for k in ("memory_bytes", "seconds_per_meta_step", "fewshot_omniglot")},
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,445 @@
+"""Meta-learned plasticity rules on fixed random feedback (Shervani-Tabar & Rosenbaum 2023), benchmarked.
+
+Sections (each resumable: finished units are kept in the JSON and not redone unless --fresh; meta-training
+resumes from its checkpoint under ``benchmarks/results/plasticity_rules/checkpoints``):
+
+  omniglot     online accuracy on held-out Omniglot episodes (evaluation alphabets) at several depths, for
+               backprop (pseudo-gradient with B = W), feedback alignment (pseudo-gradient, fixed random B)
+               and the learned rule (the paper's ten-term pool, L1). Every method meta-learns its own
+               coefficients on background-alphabet episodes with the same budget (so FA and backprop get a
+               tuned learning rate). Online accuracy: query accuracy after one pass, one sample at a time,
+               over the episode's support images, from fresh Xavier weights; mean over ``eval_episodes``
+               episodes per seed, mean/std over seeds (seed s draws the episodes, the initial and the
+               feedback weights).
+  mnist        the same on MNIST episodes at the paper's depth.
+  continual    SplitMNIST (5 experiences) and continual Omniglot (evaluation classes) in Avalanche, one pass
+               at batch size 1, with the rules above beside FLP and OML (their Omniglot CPU checkpoints).
+  step_time    seconds per online step of the learned rule (no autograd, zero terms skipped) as a ratio to
+               one backprop SGD step (autograd + torch.optim.SGD) on the same network, batch size 1.
+
+    AVP_DATA_DIR=../shared/data python benchmarks/plasticity_rules.py [--preset cpu|paper] [--skip mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from avalanche_plasticity.meta_learning import MetaTrainConfig
+from avalanche_plasticity.plasticity_rules import (
+    PAPER_POOL,
+    coefficient_history,
+    deeper_sizes,
+    fixed_episodes,
+    meta_train_rule,
+    mnist_episodes,
+    omniglot_episodes,
+    online_accuracy,
+    rule_formula,
+    rule_learner,
+    save_rule_report,
+    surviving_terms,
+)
+from avalanche_plasticity.plasticity_rules.learner import PlasticityRuleLearner
+from avalanche_plasticity.reporting import machine, write_results
+
+HERE = Path(__file__).resolve().parent
+OUT_DIR = HERE / "results" / "plasticity_rules"
+SECTIONS = ("omniglot", "mnist", "continual", "step_time")
+METHODS = ("backprop", "fa", "learned")
+INPUT_SHAPE = (1, 28, 28)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # What runs here (2 CPU cores, 1 thread): 600 meta-training episodes for the learned rule (the paper's
+    # count) as 150 meta-batches of 4; Omniglot has 20 images per class, so 15 online + 5 query per class.
+    "cpu": {
+        "omniglot": {"ways": 5, "shots": 15, "query_shots": 5, "num_units": 5},
+        "mnist": {"ways": 5, "shots": 30, "query_shots": 10, "num_units": 5, "per_class": 1000},
+        "depths": [3, 5, 10],
+        "mnist_depths": [5],
+        "meta_batch_size": 4,
+        "steps": {"backprop": 60, "fa": 60, "learned": 150},
+        "mnist_steps": {"backprop": 30, "fa": 30, "learned": 60},
+        "meta_lr": 3e-3,
+        "init_theta0": 0.03,
+        "l1": 0.1,
+        "eval_seeds": 5,
+        "eval_episodes": 20,
+        "continual": {"seeds": 5, "split_mnist_train_subset": 1000, "omniglot_classes": 50},
+        "step_time_repeats": 300,
+    },
+    # The paper's settings (EMNIST -> Omniglot/MNIST here): one episode per meta-update, 600 episodes,
+    # Adam 1e-3, theta_0 = 1e-3 at the start, 47 output units, K = 50 / Q = 10 where the data allow it.
+    "paper": {
+        "omniglot": {"ways": 5, "shots": 15, "query_shots": 5, "num_units": 47},
+        "mnist": {"ways": 5, "shots": 50, "query_shots": 10, "num_units": 47, "per_class": None},
+        "depths": [5, 10],
+        "mnist_depths": [5, 10],
+        "meta_batch_size": 1,
+        "steps": {"backprop": 600, "fa": 600, "learned": 600},
+        "mnist_steps": {"backprop": 600, "fa": 600, "learned": 600},
+        "meta_lr": 1e-3,
+        "init_theta0": 1e-3,
+        "l1": 0.1,
+        "eval_seeds": 10,
+        "eval_episodes": 100,
+        "continual": {"seeds": 10, "split_mnist_train_subset": None, "omniglot_classes": 200},
+        "step_time_repeats": 1000,
+    },
+}
+# A minute-long run of every section, to check the script end to end.
+PRESETS["smoke"] = {
+    **PRESETS["cpu"],
+    "depths": [3],
+    "mnist_depths": [3],
+    "steps": {"backprop": 2, "fa": 2, "learned": 2},
+    "mnist_steps": {"backprop": 1, "fa": 1, "learned": 1},
+    "eval_seeds": 2,
+    "eval_episodes": 2,
+    "continual": {"seeds": 2, "split_mnist_train_subset": 100, "omniglot_classes": 3},
+    "step_time_repeats": 20,
+}
+
+
+def layer_sizes(depth: int, num_units: int) -> tuple[int, ...]:
+    """Plastic layers: 5 is the paper's 784-170-130-100-70-out, 10 is twice as deep, 3 is 784-170-100-out."""
+    paper = (784, 170, 130, 100, 70, num_units)
+    if depth == 5:
+        return paper
+    if depth == 10:
+        return deeper_sizes(paper, 2)
+    if depth == 3:
+        return (784, 170, 100, num_units)
+    raise ValueError(f"depth must be 3, 5 or 10, got {depth}")
+
+
+def make_learner(method: str, sizes: tuple[int, ...], cfg: dict[str, Any]) -> PlasticityRuleLearner:
+    theta0 = {"pseudo_gradient": cfg["init_theta0"]}
+    if method == "backprop":
+        return rule_learner(
+            "pseudo_gradient",
+            layer_sizes=sizes,
+            coefficients=theta0,
+            feedback="symmetric",
+            input_shape=INPUT_SHAPE,
+        )
+    if method == "fa":
+        return rule_learner(
+            "pseudo_gradient", layer_sizes=sizes, coefficients=theta0, input_shape=INPUT_SHAPE
+        )
+    return rule_learner(
+        PAPER_POOL, layer_sizes=sizes, coefficients=theta0, l1=cfg["l1"], input_shape=INPUT_SHAPE
+    )
+
+
+def evaluate(learner: PlasticityRuleLearner, held: list) -> dict[str, Any]:
+    per_seed = [float(online_accuracy(learner, batch, seed=s).mean()) for s, batch in enumerate(held)]
+    return {"mean": statistics.mean(per_seed), "std": statistics.stdev(per_seed), "per_seed": per_seed}
+
+
+def episodes_section(name: str, results: dict, cfg: dict, root: str | None, save) -> None:
+    """Meta-train backprop / FA / learned at each depth and evaluate online accuracy on held-out episodes."""
+    torch.manual_seed(0)
+    if name == "omniglot":
+        ecfg, depths, steps = cfg["omniglot"], cfg["depths"], cfg["steps"]
+        train_src = omniglot_episodes("background", root=root, **ecfg)
+        eval_src = omniglot_episodes("evaluation", root=root, **ecfg)
+    else:
+        ecfg, depths, steps = cfg["mnist"], cfg["mnist_depths"], cfg["mnist_steps"]
+        train_src = mnist_episodes("train", root=root, **ecfg)
+        eval_src = mnist_episodes("test", root=root, **{**ecfg, "per_class": None})
+    held = [fixed_episodes(eval_src, cfg["eval_episodes"], 1000 + s) for s in range(cfg["eval_seeds"])]
+    section = results.setdefault(name, {})
+    for depth in depths:
+        sizes = layer_sizes(depth, ecfg["num_units"])
+        row = section.setdefault(str(depth), {})
+        if "fa_untrained" not in row:
+            row["fa_untrained"] = evaluate(make_learner("fa", sizes, cfg), held)
+            save()
+        for method in METHODS:
+            if method in row and row[method].get("done"):
+                continue
+            learner = make_learner(method, sizes, cfg)
+            mcfg = MetaTrainConfig(
+                steps=steps[method],
+                meta_batch_size=cfg["meta_batch_size"],
+                default_lr=cfg["meta_lr"],
+                checkpoint_every=10,
+                seed=depth * 100 + METHODS.index(method),
+            )
+            ckpt = OUT_DIR / "checkpoints" / f"{name}_depth{depth}_{method}.pt"
+            torch.manual_seed(mcfg.seed)  # per-episode initial/feedback draws (restored on resume)
+            t0 = time.perf_counter()
+            res = meta_train_rule(learner, train_src, mcfg, checkpoint=ckpt, desc=f"{name} d{depth} {method}")
+            seconds = time.perf_counter() - t0
+            acc = evaluate(learner, held)
+            rule = learner.rule()
+            traj = coefficient_history(res.history, learner.config.terms)
+            entry = {
+                **acc,
+                "theta": rule,
+                "meta_steps": res.steps_done,
+                "meta_episodes": res.steps_done * cfg["meta_batch_size"],
+                "meta_seconds_this_call": seconds,
+                "final_meta_loss": statistics.mean(h["meta_loss"] for h in res.history[-10:]),
+                "layer_sizes": list(sizes),
+                "done": True,
+            }
+            if method == "learned":
+                entry["formula"] = rule_formula(rule)
+                entry["surviving_terms"] = surviving_terms(rule)
+                save_rule_report(OUT_DIR, rule, traj, name=f"{name}_depth{depth}_learned")
+            row[method] = entry
+            print(
+                f"[{name} depth {depth}] {method}: online acc {acc['mean']:.3f} +- {acc['std']:.3f}",
+                f"theta {rule}",
+            )
+            save()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Continual streams
+# ---------------------------------------------------------------------------------------------------
+def continual_section(results: dict, cfg: dict, root: str | None, save) -> None:
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from avalanche_plasticity.experiments import run_stream
+    from avalanche_plasticity.scenarios import ContinualOmniglot, SplitMNIST
+    from avalanche_plasticity.strategies import FLP, OML
+    from avalanche_plasticity.strategies.plasticity_rules import MetaPlasticityRule
+
+    ccfg = cfg["continual"]
+    depth = "5" if "5" in results.get("omniglot", {}) else min(results.get("omniglot", {"0": 0}), key=int)
+    om = results.get("omniglot", {}).get(depth, {})
+    if not all(om.get(m, {}).get("done") for m in METHODS):
+        print("continual: needs the omniglot section (its meta-learned coefficients); skipped")
+        return
+    hidden = tuple(om["learned"]["layer_sizes"][1:-1])
+    rules = {m: om[m]["theta"] for m in METHODS}
+    ckpt_dir = HERE / "checkpoints"
+    section = results.setdefault("continual", {})
+
+    def evaluator():
+        return EvaluationPlugin(accuracy_metrics(stream=True, experience=True), loggers=[])
+
+    def build(method: str, num_classes: int, seed: int):
+        if method in METHODS:
+            learner = rule_learner(
+                tuple(rules[method]),
+                coefficients=rules[method],
+                feedback="symmetric" if method == "backprop" else "fixed",
+                layer_sizes=(784, *hidden, num_classes),
+                input_shape=INPUT_SHAPE,
+            )
+            return MetaPlasticityRule(
+                learner=learner, seed=seed, train_mb_size=1, eval_mb_size=256, evaluator=evaluator()
+            )
+        if method == "FLP":
+            return FLP(
+                learner=ckpt_dir / "omniglot_FLP_cpu_seed0.pt",
+                train_mb_size=1,
+                eval_mb_size=256,
+                evaluator=evaluator(),
+            )
+        return OML(
+            learner=ckpt_dir / "omniglot_OML_cpu_seed0.pt",
+            lr=0.03,
+            train_mb_size=1,
+            eval_mb_size=256,
+            evaluator=evaluator(),
+        )
+
+    streams = {
+        "split_mnist": lambda s: SplitMNIST(
+            5, seed=s, root=root, train_subset=ccfg["split_mnist_train_subset"]
+        ),
+        "continual_omniglot": lambda s: ContinualOmniglot(
+            num_classes=ccfg["omniglot_classes"], classes_per_experience=1, seed=s, root=root
+        ),
+    }
+    classes = {"split_mnist": 10, "continual_omniglot": ccfg["omniglot_classes"]}
+    for stream, make_bm in streams.items():
+        sec = section.setdefault(stream, {})
+        for method in (*METHODS, "FLP", "OML"):
+            if sec.get(method, {}).get("done"):
+                continue
+            if method in ("FLP", "OML") and not (ckpt_dir / f"omniglot_{method}_cpu_seed0.pt").exists():
+                sec[method] = {
+                    "skipped": f"no checkpoint benchmarks/checkpoints/omniglot_{method}_cpu_seed0.pt"
+                }
+                continue
+            finals, t0 = [], time.perf_counter()
+            for s in range(ccfg["seeds"]):
+                torch.manual_seed(s)
+                bm = make_bm(s)
+                n = len(bm.train_stream)
+                curve = run_stream(build(method, classes[stream], s), bm, eval_after=[n])
+                finals.append(curve[n])
+            sec[method] = {
+                "mean": statistics.mean(finals),
+                "std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+                "per_seed": finals,
+                "seconds": time.perf_counter() - t0,
+                "done": True,
+            }
+            print(
+                f"[continual {stream}] {method}:",
+                f"final acc {sec[method]['mean']:.3f} +- {sec[method]['std']:.3f}",
+            )
+            save()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Step time
+# ---------------------------------------------------------------------------------------------------
+def step_time_section(results: dict, cfg: dict) -> None:
+    om = results.get("omniglot", {}).get("5", {}).get("learned")
+    coefficients = om["theta"] if om else {t: 0.01 for t in PAPER_POOL}
+    sizes = (784, 170, 130, 100, 70, 47)
+    learner = rule_learner(
+        tuple(coefficients), coefficients=coefficients, layer_sizes=sizes, input_shape=(784,)
+    )
+    learner.freeze()
+    fast = learner.initial_fast_weights(1)
+    x, y = torch.rand(1, 1, 784), torch.randint(0, 47, (1, 1))
+    layers: list[nn.Module] = []
+    for l in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[l], sizes[l + 1], bias=False))
+        if l < len(sizes) - 2:
+            layers.append(nn.Softplus(beta=10))
+    net = nn.Sequential(*layers)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+
+    def rule_step():
+        nonlocal fast
+        with torch.no_grad():
+            fast = learner.step(fast, x, y)
+
+    def bp_step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x[0]), y[0]).backward()
+        opt.step()
+
+    reps = cfg["step_time_repeats"]
+    times = {"rule": [], "backprop": []}
+    for _ in range(20):
+        rule_step(), bp_step()
+    for _ in range(5):  # interleaved rounds
+        for name, fn in (("rule", rule_step), ("backprop", bp_step)):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            times[name].append((time.perf_counter() - t0) / reps)
+    rule_s, bp_s = min(times["rule"]), min(times["backprop"])
+    nonzero = [t for t, v in coefficients.items() if v != 0]
+    results["step_time"] = {
+        "network": list(sizes),
+        "rule_terms_evaluated": nonzero,
+        "rule_step_s": rule_s,
+        "backprop_sgd_step_s": bp_s,
+        "ratio": rule_s / bp_s,
+        "repeats": reps,
+        "method": "min over 5 interleaved rounds of mean step time; batch size 1; torch threads "
+        f"{torch.get_num_threads()}",
+    }
+    results["step_time_ratio_vs_backprop"] = rule_s / bp_s
+    print(
+        f"step time: rule {rule_s * 1e6:.0f} us, backprop SGD {bp_s * 1e6:.0f} us, ratio {rule_s / bp_s:.2f}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+def summary(results: dict) -> None:
+    """The results-format fields: online_acc (Omniglot episodes), coefficients (paper depth, learned)."""
+    om = results.get("omniglot", {})
+    results["online_acc"] = {
+        d: {m: {"mean": row[m]["mean"], "std": row[m]["std"]} for m in METHODS if m in row}
+        for d, row in om.items()
+    }
+    learned = om.get("5", {}).get("learned")
+    if learned:
+        results["coefficients"] = learned["theta"]
+        results["formula"] = learned["formula"]
+        results["surviving_terms"] = learned["surviving_terms"]
+    targets = {}
+    gaps = {
+        d: row["learned"]["mean"] - row["fa"]["mean"]
+        for d, row in om.items()
+        if "learned" in row and "fa" in row
+    }
+    if gaps:
+        targets["learned_minus_fa_by_depth"] = gaps
+        targets["learned_beats_fa_at_every_depth"] = all(g > 0 for g in gaps.values())
+        order = sorted(gaps, key=int)
+        targets["gap_grows_with_depth"] = all(
+            gaps[a] < gaps[b] for a, b in zip(order, order[1:], strict=False)
+        )
+    row = om.get("5", {})
+    if all(m in row for m in METHODS):
+        bp_adv = row["backprop"]["mean"] - row["fa"]["mean"]
+        lr_adv = row["learned"]["mean"] - row["fa"]["mean"]
+        targets["paper_depth_learned_advantage_over_fa"] = lr_adv
+        targets["paper_depth_backprop_advantage_over_fa"] = bp_adv
+        targets["learned_advantage_at_least_half_of_backprop"] = bp_adv > 0 and lr_adv >= 0.5 * bp_adv
+    if "step_time_ratio_vs_backprop" in results:
+        targets["step_time_within_1x"] = results["step_time_ratio_vs_backprop"] <= 1.0
+    results["targets"] = targets
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
+    p.add_argument("--only", nargs="*", default=None, choices=SECTIONS)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--fresh", action="store_true", help="ignore finished units in the results file")
+    p.add_argument("--out", default=str(HERE / "results" / "plasticity_rules.json"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = PRESETS[args.preset]
+    out = Path(args.out)
+    results: dict[str, Any] = {}
+    if out.exists() and not args.fresh:
+        results = json.loads(out.read_text())
+        if results.get("config", {}).get("preset") != args.preset:
+            raise SystemExit(
+                f"{out} holds preset {results.get('config', {}).get('preset')!r}; use --fresh or --out"
+            )
+    results["config"] = {
+        "preset": args.preset,
+        **cfg,
+        "pool": list(PAPER_POOL),
+        "input_shape": list(INPUT_SHAPE),
+    }
+    results["machine"] = machine()
+    t0 = time.time()
+    spent = results.get("seconds_total", 0.0)
+
+    def save() -> None:
+        summary(results)
+        results["seconds_total"] = spent + time.time() - t0
+        write_results(results, out)
+
+    sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
+    for s in sections:
+        if s in ("omniglot", "mnist"):
+            episodes_section(s, results, cfg, args.data_root, save)
+        elif s == "continual":
+            continual_section(results, cfg, args.data_root, save)
+        elif s == "step_time":
+            step_time_section(results, cfg)
+        save()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The complex-synapse and gain-modulation learners as Avalanche strategies that learn online.
+
+At deployment the meta-parameters theta are frozen and the fast weights phi learn online, one SGD step per
+training minibatch on the learner's own inner loss: the minibatch's task loss plus the learner's
+regulariser (complex synapse: ``sum_i lambda_i (phi_i - omega_i)^2``, a per-synapse meta-learned
+consolidation toward the anchors omega; gain modulation: the pull of gains/shifts/readout toward their
+meta-learned initial values). These are ordinary SGD strategies on phi, so SGD plugins (Replay, EWC, ...)
+compose with them and ``EvaluationPlugin`` metrics work as usual.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from avalanche.training.plugins.evaluation import default_evaluator
+
+from avalanche_plasticity.contrastive.learners import (
+    ComplexSynapseLearner,
+    GainModulationLearner,
+    load_bilevel_learner,
+)
+
+from .online import OnlineLearnerTemplate, check_inputs
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class FastWeightModel(nn.Module):
+    """A frozen bilevel learner plus its fast weights as trainable ``nn.Parameter`` s (``self.fast``)."""
+
+    def __init__(self, learner: Any) -> None:
+        super().__init__()
+        self.learner = learner
+        theta = learner.theta()
+        init = learner.initial_fast_weights(theta)
+        self._names = list(init)
+        self.fast = nn.ParameterDict({_key(n): nn.Parameter(w.detach().clone()) for n, w in init.items()})
+
+    def fast_weights(self) -> dict[str, torch.Tensor]:
+        return {n: self.fast[_key(n)] for n in self._names}
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Back to the meta-learned initial fast weights (in place, so optimizers keep their references)."""
+        init = self.learner.initial_fast_weights(self.learner.theta())
+        for n in self._names:
+            self.fast[_key(n)].copy_(init[n])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_inputs(x, self.learner.input_shape)
+        return self.learner.predict(self.fast_weights(), self.learner.theta(), x)
+
+    def regulariser(self) -> torch.Tensor:
+        return self.learner.regulariser(self.fast_weights(), self.learner.theta())
+
+
+def _resolve(learner: Any, cls: type) -> Any:
+    if isinstance(learner, (str, Path)):
+        learner = load_bilevel_learner(learner, kind=cls.__name__)
+    if not isinstance(learner, cls):
+        raise TypeError(
+            f"learner must be a {cls.__name__} or a path to its checkpoint, got {type(learner).__name__}"
+        )
+    for p in learner.parameters():
+        p.requires_grad_(False)
+    return learner
+
+
+class _BilevelOnlineStrategy(OnlineLearnerTemplate):
+    learner_class: type = nn.Module
+
+    def __init__(
+        self,
+        *,
+        learner: Any,
+        optimizer: torch.optim.Optimizer | None = None,
+        lr: float | None = None,
+        momentum: float = 0.0,
+        criterion: nn.Module | None = None,
+        train_mb_size: int = 1,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: str | torch.device = "cpu",
+        plugins=None,
+        evaluator=default_evaluator,
+        eval_every: int = -1,
+        reset_on_train: bool = False,
+        **base_kwargs,
+    ) -> None:
+        learner = _resolve(learner, self.learner_class)
+        model = FastWeightModel(learner)
+        if optimizer is None:
+            lr = learner.config.inner_lr if lr is None else lr
+            if not (isinstance(lr, (int, float)) and lr > 0):
+                raise ValueError(f"lr must be a number > 0, got {lr!r}")
+            if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+                raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+            optimizer = torch.optim.SGD(model.fast.parameters(), lr=lr, momentum=momentum)
+        elif not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"
+            )
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            task=learner.config.task,
+            criterion=criterion,
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=plugins,
+            evaluator=evaluator,
+            eval_every=eval_every,
+            **base_kwargs,
+        )
+        self.reset_on_train = reset_on_train
+
+    def train(self, experiences, eval_streams=None, **kwargs):
+        if self.reset_on_train:
+            self.model.reset()
+            self.optimizer.state.clear()
+        return super().train(experiences, eval_streams, **kwargs)
+
+    def forward(self):
+        if self.is_training:
+            learner = self.model.learner
+            check_inputs(self.mb_x, learner.input_shape, self.mb_y, learner.num_outputs, learner.config.task)
+        return super().forward()
+
+    def criterion(self):
+        """Task loss; while training, plus the learner's regulariser (its inner loss L_in)."""
+        loss = super().criterion()
+        if self.is_training:
+            loss = loss + self.model.regulariser()
+        return loss
+
+
+class ComplexSynapse(_BilevelOnlineStrategy):
+    """Deploy a meta-trained :class:`~avalanche_plasticity.contrastive.ComplexSynapseLearner`: all weights
+    learn online by SGD on ``task loss + sum_i lambda_i (phi_i - omega_i)^2`` from ``phi = omega``.
+
+    :param learner: the learner or the path of its checkpoint (meta-parameters stay frozen).
+    :param optimizer: optimizer over ``model.fast`` (default SGD at ``lr``, default the learner's
+        ``inner_lr``, with ``momentum``).
+    :param reset_on_train: restart from omega at each ``train()`` call (default False: keep learning).
+    """
+
+    learner_class = ComplexSynapseLearner
+
+
+class GainModulation(_BilevelOnlineStrategy):
+    """Deploy a meta-trained :class:`~avalanche_plasticity.contrastive.GainModulationLearner`: the body is
+    frozen and the per-neuron gains, shifts and readout learn online by SGD on the task loss plus their
+    pull toward the meta-learned initial values. Arguments as :class:`ComplexSynapse`."""
+
+    learner_class = GainModulationLearner
+
+
+__all__ = ["ComplexSynapse", "FastWeightModel", "GainModulation"]

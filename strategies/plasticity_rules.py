@@ -1,0 +1,182 @@
+"""Meta-learned plasticity rules on fixed random feedback (Shervani-Tabar & Rosenbaum 2023) as Avalanche
+strategies: :class:`MetaPlasticityRule` deploys a learned rule online; :class:`FeedbackAlignment` is the
+pseudo-gradient term alone (online feedback alignment), the paper's baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from avalanche.training.plugins.evaluation import default_evaluator
+
+from avalanche_plasticity.plasticity_rules.learner import (
+    PlasticityRuleLearner,
+    load_rule,
+    rule_learner,
+)
+from avalanche_plasticity.plasticity_rules.terms import PAPER_POOL
+
+from .online import OnlineLearnerTemplate, PlasticModel
+
+#: Hidden widths of the authors' network (784-170-130-100-70-47).
+PAPER_HIDDEN_SIZES: tuple[int, ...] = (170, 130, 100, 70)
+
+
+def deploy_learner(
+    learner: PlasticityRuleLearner | str | Path | Mapping[str, float],
+    *,
+    num_classes: int | None,
+    hidden_sizes: Sequence[int] | None,
+    input_shape: Sequence[int] | None,
+    seed: int,
+) -> PlasticityRuleLearner:
+    """The rule on the stream's network: a learner, a checkpoint path or ``{term: theta}``; the
+    coefficients are frozen and ``hidden_sizes``/``num_classes``/``input_shape`` (when given) replace the
+    learner's network.
+
+    :raises TypeError: ``learner`` is none of those.
+    :raises ValueError: unknown terms, or sizes that are not positive ints.
+    """
+    if isinstance(learner, (str, Path)):
+        learner = load_rule(learner)
+    elif isinstance(learner, Mapping):
+        learner = rule_learner(tuple(learner), coefficients=dict(learner))
+    if not isinstance(learner, PlasticityRuleLearner):
+        raise TypeError(
+            "learner must be a PlasticityRuleLearner, the path of its checkpoint or a {term: coefficient} "
+            f"mapping, got {type(learner).__name__}"
+        )
+    sizes = list(learner.config.layer_sizes)
+    shape = tuple(learner.input_shape)
+    if input_shape is not None:
+        shape = tuple(int(n) for n in input_shape)
+        sizes[0] = int(torch.Size(shape).numel())
+    if hidden_sizes is not None:
+        hidden = tuple(hidden_sizes)
+        if not all(isinstance(n, int) and n >= 1 for n in hidden):
+            raise ValueError(f"hidden_sizes must be positive ints, got {hidden_sizes!r}")
+        sizes = [sizes[0], *hidden, sizes[-1]]
+    if num_classes is not None:
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        sizes[-1] = num_classes
+    deployed = learner.with_network(sizes, shape)
+    deployed.freeze()
+    deployed.generator = torch.Generator().manual_seed(int(seed))
+    deployed.inplace = True  # the strategy owns its plastic weights
+    return deployed
+
+
+class MetaPlasticityRule(OnlineLearnerTemplate):
+    """Deploy a (meta-learned) plasticity rule online in any Avalanche classification stream.
+
+    A fully connected softplus network (no biases) learns one update per training minibatch with
+    ``W <- W + sum_r theta_r F_r`` through its fixed random feedback matrices; there is no optimizer and
+    no autograd. Forward and feedback weights are drawn Xavier-uniform from ``seed``; the rule's
+    coefficients never change here. Works with ``EvaluationPlugin`` and ``ReplayPlugin`` (replayed samples
+    join the online update). The paper learns one sample at a time: keep ``train_mb_size=1``.
+
+    :param learner: a :class:`~avalanche_plasticity.plasticity_rules.PlasticityRuleLearner`, the path of
+        its checkpoint, or a ``{term: coefficient}`` mapping.
+    :param num_classes: output units (default: the learner's).
+    :param hidden_sizes: hidden widths (default: the learner's network).
+    :param input_shape: shape of one input (default: the learner's, e.g. ``(1, 28, 28)``).
+    :param seed: draws the initial forward and the fixed feedback weights.
+    :param reset_on_train: restart from fresh weights at each ``train()`` call (default False).
+    """
+
+    def __init__(
+        self,
+        *,
+        learner: PlasticityRuleLearner | str | Path | Mapping[str, float],
+        num_classes: int | None = None,
+        hidden_sizes: Sequence[int] | None = None,
+        input_shape: Sequence[int] | None = None,
+        seed: int = 0,
+        criterion: nn.Module | None = None,
+        train_mb_size: int = 1,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: str | torch.device = "cpu",
+        plugins=None,
+        evaluator=default_evaluator,
+        eval_every: int = -1,
+        reset_on_train: bool = False,
+        **base_kwargs,
+    ) -> None:
+        deployed = deploy_learner(
+            learner, num_classes=num_classes, hidden_sizes=hidden_sizes, input_shape=input_shape, seed=seed
+        )
+        self.learner = deployed
+        placeholder = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
+        super().__init__(
+            model=PlasticModel(deployed),
+            optimizer=placeholder,
+            task="classification",
+            criterion=criterion,
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=plugins,
+            evaluator=evaluator,
+            eval_every=eval_every,
+            **base_kwargs,
+        )
+        self.reset_on_train = reset_on_train
+
+    def rule(self) -> dict[str, float]:
+        """The deployed coefficients by term."""
+        return self.learner.rule()
+
+    def train(self, experiences, eval_streams=None, **kwargs):
+        if self.reset_on_train:
+            self.model.reset()
+        return super().train(experiences, eval_streams, **kwargs)
+
+    def training_epoch(self, **kwargs):
+        with torch.no_grad():
+            super().training_epoch(**kwargs)
+
+    def backward(self) -> None:
+        """No backward pass: the rule is local."""
+
+    def optimizer_step(self) -> None:
+        """One online update of the plasticity rule on the current minibatch."""
+        self.model.learn(self.mb_x, self.mb_y)
+
+
+class FeedbackAlignment(MetaPlasticityRule):
+    """Online feedback alignment: the pseudo-gradient term alone, ``W <- W - lr e_l^T y_{l-1}``, with
+    errors sent back through fixed random feedback matrices (the paper's baseline). ``symmetric=True``
+    ties the feedback to the forward weights, which is online backprop SGD on the same network.
+
+    :param lr: the pseudo-gradient coefficient ``theta_0``.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        lr: float = 0.03,
+        hidden_sizes: Sequence[int] = PAPER_HIDDEN_SIZES,
+        input_shape: Sequence[int] = (1, 28, 28),
+        symmetric: bool = False,
+        **kwargs,
+    ) -> None:
+        if not isinstance(lr, (int, float)) or not lr > 0:
+            raise ValueError(f"lr must be a number > 0, got {lr!r}")
+        shape = tuple(input_shape)
+        learner = rule_learner(
+            "pseudo_gradient",
+            layer_sizes=(int(torch.Size(shape).numel()), *hidden_sizes, num_classes),
+            coefficients={"pseudo_gradient": float(lr)},
+            feedback="symmetric" if symmetric else "fixed",
+            input_shape=shape,
+        )
+        super().__init__(learner=learner, **kwargs)
+
+
+__all__ = ["PAPER_POOL", "FeedbackAlignment", "MetaPlasticityRule"]

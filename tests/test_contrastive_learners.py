@@ -1,0 +1,246 @@
+"""Complex-synapse and gain-modulation learners: meta-training (contrastive and unrolled), resume,
+few-shot scenarios, and the Avalanche strategies through train/eval with EvaluationPlugin."""
+
+import pytest
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
+from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
+
+from avalanche_plasticity.contrastive import (
+    BilevelMetaTrainConfig,
+    ComplexSynapseConfig,
+    ComplexSynapseLearner,
+    ContrastiveConfig,
+    GainModulationConfig,
+    GainModulationLearner,
+    SolverConfig,
+    few_shot_accuracy,
+    load_bilevel_learner,
+    meta_train_bilevel,
+    save_bilevel_learner,
+    tasks_from_episodes,
+)
+from avalanche_plasticity.metrics import mse_metrics
+from avalanche_plasticity.scenarios import ContinualOmniglot, IncrementalSine
+from avalanche_plasticity.scenarios.few_shot import FewShotOmniglot, FewShotSine
+from avalanche_plasticity.strategies.contrastive import ComplexSynapse, GainModulation
+
+FIXED = SolverConfig(lr=0.05, max_steps=15, tol=None)
+
+
+def sine_cs(seed=0):
+    return ComplexSynapseLearner(
+        ComplexSynapseConfig(network={"kind": "mlp", "sizes": [1, 16, 16, 1]}, init_lambda=0.05, seed=seed)
+    )
+
+
+class SharedLinearTasks:
+    """Linear-regression tasks y = x . w_t with w_t = w_shared + 0.1 noise: a learner that meta-learns its
+    anchor omega toward w_shared answers a 3-shot task far better than one anchored at random."""
+
+    def __init__(self, d=6):
+        self.w = torch.linspace(-2.0, 2.0, d).unsqueeze(1)
+
+    def sample(self, episodes, generator):
+        from avalanche_plasticity.tasks import EpisodeBatch
+
+        d = len(self.w)
+        w = self.w + 0.1 * torch.randn(episodes, d, 1, generator=generator)
+        x = torch.randn(episodes, 3 + 20, d, generator=generator)
+        y = x @ w
+        return EpisodeBatch(x[:, None, :3], y[:, None, :3], x[:, 3:], y[:, 3:])
+
+
+LINEAR_SOLVER = SolverConfig(lr=0.03, max_steps=3000, tol=1e-4)
+
+
+def linear_cs():
+    return ComplexSynapseLearner(
+        ComplexSynapseConfig(network={"kind": "mlp", "sizes": [6, 1]}, init_lambda=1.0)
+    )
+
+
+@pytest.mark.parametrize("estimator", ["contrastive", "unrolled"])
+def test_meta_training_learns_the_shared_task_structure(estimator):
+    learner = linear_cs()
+    src = SharedLinearTasks()
+    before = sum(few_shot_accuracy(learner, src, 20, LINEAR_SOLVER, seed=7)) / 20
+    cfg = BilevelMetaTrainConfig(
+        steps=20,
+        meta_batch_size=2,
+        estimator=estimator,
+        contrastive=ContrastiveConfig(beta=0.01, free=LINEAR_SOLVER),
+        unrolled=SolverConfig(lr=0.03, max_steps=60, tol=None),
+        lr=0.2,
+    )
+    res = meta_train_bilevel(learner, src, cfg)
+    after = sum(few_shot_accuracy(learner, src, 20, LINEAR_SOLVER, seed=7)) / 20
+    assert res.steps_done == 20 and len(res.history) == 20
+    assert after < 0.3 * before, (before, after)
+    gap = (learner.omega["0__weight"].detach().reshape(-1, 1) - src.w).norm() / src.w.norm()
+    assert gap < 0.5  # the anchor moved toward the shared weights
+
+
+def test_meta_training_resumes_to_the_same_result(tmp_path):
+    cfg = BilevelMetaTrainConfig(
+        steps=4,
+        meta_batch_size=2,
+        contrastive=ContrastiveConfig(beta=0.3, free=FIXED),
+        lr=1e-2,
+        checkpoint_every=1,
+    )
+    full = meta_train_bilevel(sine_cs(), FewShotSine(), cfg).learner
+    ck = tmp_path / "cs.pt"
+    meta_train_bilevel(sine_cs(), FewShotSine(), cfg, checkpoint=ck, stop_after=2)
+    resumed = meta_train_bilevel(sine_cs(), FewShotSine(), cfg, checkpoint=ck).learner
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    loaded = load_bilevel_learner(ck)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(loaded.state_dict().values(), resumed.state_dict().values(), strict=True)
+    )
+    from avalanche_plasticity.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="different meta-training config"):
+        meta_train_bilevel(
+            sine_cs(), FewShotSine(), BilevelMetaTrainConfig(**{**cfg.__dict__, "lr": 0.5}), checkpoint=ck
+        )
+
+
+def test_few_shot_sine_shapes_and_bad_input():
+    b = FewShotSine(shots=5, query=7).sample(3, torch.Generator().manual_seed(0))
+    assert b.support_x.shape == (3, 1, 5, 1) and b.query_y.shape == (3, 7, 1)
+    t = tasks_from_episodes(b)[0]
+    assert t.support_x.shape == (5, 1)
+    with pytest.raises(ValueError, match="shots"):
+        FewShotSine(shots=0)
+
+
+@pytest.mark.parametrize("ways,shots", [(5, 1), (20, 5)])
+def test_few_shot_omniglot_episodes(omniglot_root, ways, shots):
+    src = FewShotOmniglot(ways=ways, shots=shots, query_shots=3, root=omniglot_root)
+    b = src.sample(2, torch.Generator().manual_seed(0))
+    assert b.support_x.shape == (2, 1, ways * shots, 1, 28, 28) and b.query_x.shape == (
+        2,
+        ways * 3,
+        1,
+        28,
+        28,
+    )
+    for e in range(2):
+        assert torch.equal(torch.bincount(b.support_y[e, 0], minlength=ways), torch.full((ways,), shots))
+        assert torch.equal(torch.bincount(b.query_y[e], minlength=ways), torch.full((ways,), 3))
+        # support and query images of one label come from the same class (same Omniglot character)
+    assert src.split == "evaluation" and len(src.taskset.dataset.labels) == 659
+    with pytest.raises(ValueError, match="shots"):
+        FewShotOmniglot(shots=10, query_shots=15, root=omniglot_root)
+
+
+def test_conv_complex_synapse_few_shot_omniglot_step(omniglot_root):
+    src = FewShotOmniglot(ways=5, shots=1, query_shots=2, split="background", root=omniglot_root)
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(network={"kind": "conv", "channels": 4, "num_outputs": 5}, task="classification")
+    )
+    cfg = BilevelMetaTrainConfig(
+        steps=1,
+        meta_batch_size=2,
+        contrastive=ContrastiveConfig(beta=0.1, free=SolverConfig(lr=0.1, max_steps=5, tol=None)),
+    )
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    res = meta_train_bilevel(learner, src, cfg)
+    assert res.history[0]["meta_loss"] > 0
+    assert any(not torch.equal(before[k], v) for k, v in learner.state_dict().items())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Avalanche strategies
+# ---------------------------------------------------------------------------------------------------
+def sine_learners(n_in):
+    net = {"kind": "mlp", "sizes": [n_in, 16, 1]}
+    return {
+        "ComplexSynapse": ComplexSynapseLearner(
+            ComplexSynapseConfig(network=net, init_lambda=1e-3, inner_lr=0.05)
+        ),
+        "GainModulation": GainModulationLearner(
+            GainModulationConfig(network=net, reg_strength=1e-3, inner_lr=0.05)
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["ComplexSynapse", "GainModulation"])
+def test_strategy_learns_continual_sine_with_evaluation_plugin(name, tmp_path):
+    bm = IncrementalSine(num_functions=3, batches_per_function=30)
+    learner = sine_learners(bm.input_size)[name]
+    path = tmp_path / "l.pt"
+    save_bilevel_learner(learner, path)
+    cls = {"ComplexSynapse": ComplexSynapse, "GainModulation": GainModulation}[name]
+    ev = EvaluationPlugin(*mse_metrics(experience=True, stream=True), loss_metrics(stream=True), loggers=[])
+    s = cls(
+        learner=str(path),
+        train_mb_size=8,
+        eval_mb_size=64,
+        train_epochs=2,
+        evaluator=ev,
+        plugins=[ReplayPlugin(mem_size=16)],
+    )
+    meta_before = {k: v.clone() for k, v in s.model.learner.state_dict().items()}
+    key = "MSE_Exp/eval_phase/test_stream/Exp{:03d}"
+    gains = []
+    for i, exp in enumerate(bm.train_stream):
+        before = s.eval(bm.test_stream[i : i + 1])[key.format(i)]
+        s.train(exp)
+        gains.append(s.eval(bm.test_stream[i : i + 1])[key.format(i)] / before)
+    res = s.eval(bm.test_stream)
+    assert "MSE_Stream/eval_phase/test_stream" in res
+    assert max(gains) < 0.8, gains  # every function is learned online: its MSE falls by 20% or more
+    assert all(
+        torch.equal(meta_before[k], v) for k, v in s.model.learner.state_dict().items()
+    )  # theta frozen
+
+
+def test_complex_synapse_online_step_is_sgd_on_the_inner_loss():
+    """The strategy's update uses the same L_in (with the 2 lambda pull) as meta-training."""
+    bm = IncrementalSine(num_functions=1, batches_per_function=1, batch_size=8)
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(network={"kind": "mlp", "sizes": [2, 4, 1]}, init_lambda=3.0)
+    )
+    lr = 0.1
+    s = ComplexSynapse(
+        learner=learner, lr=lr, train_mb_size=8, train_epochs=2, evaluator=EvaluationPlugin(loggers=[])
+    )
+    x, y, *_ = next(
+        iter(torch.utils.data.DataLoader(bm.train_stream[0].dataset, batch_size=8, shuffle=False))
+    )
+    from avalanche_plasticity.contrastive import Task
+
+    theta = learner.theta()
+    fast = learner.initial_fast_weights(theta)
+    for _ in range(2):
+        f = {k: v.detach().requires_grad_() for k, v in fast.items()}
+        g = torch.autograd.grad(learner.inner_loss(f, theta, Task(x, y, x, y)), list(f.values()))
+        fast = {k: v.detach() - lr * gi for (k, v), gi in zip(f.items(), g, strict=True)}
+    s.train(bm.train_stream[0], shuffle=False)
+    for k, v in s.model.fast_weights().items():
+        assert torch.allclose(v, fast[k], atol=1e-6), k
+
+
+def test_strategy_on_continual_omniglot_and_bad_input(omniglot_root):
+    bm = ContinualOmniglot(
+        num_classes=3, classes_per_experience=1, train_per_class=5, test_per_class=2, root=omniglot_root
+    )
+    learner = GainModulationLearner(
+        GainModulationConfig(
+            network={"kind": "conv", "channels": 4, "num_outputs": 3}, task="classification", inner_lr=0.1
+        )
+    )
+    ev = EvaluationPlugin(accuracy_metrics(stream=True), loggers=[])
+    s = GainModulation(learner=learner, train_mb_size=1, eval_mb_size=4, evaluator=ev)
+    for exp in bm.train_stream:
+        s.train(exp)
+    acc = s.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream"]
+    assert 0.0 <= acc <= 1.0
+    with pytest.raises(TypeError, match="GainModulationLearner"):
+        GainModulation(learner=sine_learners(2)["ComplexSynapse"])
+    with pytest.raises(ValueError, match="lr"):
+        ComplexSynapse(learner=sine_learners(2)["ComplexSynapse"], lr=0)

@@ -1,0 +1,362 @@
+"""Plasticity-rule pool (Shervani-Tabar & Rosenbaum 2023): every term against a hand computation, the
+fused rule against the dense sum, the pseudo-gradient with symmetric feedback against autograd, the
+meta-gradient against finite differences, bad input, user terms, L1, reading the rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from avalanche_plasticity.plasticity_rules import (
+    PAPER_POOL,
+    LayerSignals,
+    PlasticityRuleConfig,
+    PlasticityRuleLearner,
+    feedback_errors,
+    forward_activities,
+    get_term,
+    plasticity_update,
+    register_term,
+    rule_formula,
+    rule_learner,
+    save_rule_report,
+    surviving_terms,
+    term_updates,
+    unregister_term,
+)
+from avalanche_plasticity.plasticity_rules.learner import deeper_sizes, load_rule, save_rule
+from avalanche_plasticity.plasticity_rules.rule import combined_update
+from avalanche_plasticity.plasticity_rules.terms import TERMS
+
+# ---------------------------------------------------------------------------------------------------
+# Each term against a hand computation, element by element, on a tiny layer (out=2, in=3, two samples)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _tiny_signals() -> LayerSignals:
+    g = torch.Generator().manual_seed(3)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    return LayerSignals(
+        pre=r(1, 2, 3), post=r(1, 2, 2), error_post=r(1, 2, 2), error_pre=r(1, 2, 3), weight=r(1, 2, 3)
+    )
+
+
+def _hand(name: str, s: LayerSignals) -> torch.Tensor:
+    """The term's formula written out with explicit sums over samples and indices."""
+    W = s.weight[0]
+    out = torch.zeros(2, 3, dtype=torch.float64)
+    for b in range(2):
+        x, y, e, ep = s.pre[0, b], s.post[0, b], s.error_post[0, b], s.error_pre[0, b]
+        g6 = sum(y[a] * W[a, c] * ep[c] for a in range(2) for c in range(3))  # y W ep^T
+        g8 = sum(e[a] * W[a, c] * x[c] for a in range(2) for c in range(3))  # e W x^T
+        for i in range(2):
+            for j in range(3):
+                v = {
+                    "pseudo_gradient": -e[i] * x[j],
+                    "post_error_hebbian": -y[i] * ep[j],
+                    "error_hebbian": -e[i] * ep[j],
+                    "weight_decay": -W[i, j] / 2,  # counted once per sample below: -W in total
+                    "presynaptic_error": -ep[j],
+                    "activity_scaled_pseudo_gradient": -(y.sum()) * e[i] * x[j],
+                    "post_hebbian_pre_error": -y[i] * g6 * ep[j],
+                    "error_activity_sandwich": -e[i] * g6 * x[j],
+                    "activity_error_sandwich": -y[i] * g8 * ep[j],
+                    "oja": y[i] * x[j] - y[i] * sum(y[k] * W[k, j] for k in range(2)),
+                }[name]
+                out[i, j] += v
+    return out
+
+
+@pytest.mark.parametrize("name", PAPER_POOL)
+def test_each_term_matches_hand_computation(name):
+    s = _tiny_signals()
+    got = get_term(name).fn(s)
+    assert got.shape == (1, 2, 3)
+    torch.testing.assert_close(got[0], _hand(name, s))
+    if get_term(name).factors is not None:  # the fused (factorised) form is the same matrix
+        fused = sum(a.transpose(-1, -2) @ b for a, b in get_term(name).factors(s))
+        torch.testing.assert_close(fused, got)
+
+
+def test_pool_is_the_papers_ten_terms_in_order():
+    assert len(PAPER_POOL) == 10
+    assert PAPER_POOL[0] == "pseudo_gradient" and PAPER_POOL[2] == "error_hebbian" and PAPER_POOL[9] == "oja"
+    for t in PAPER_POOL:
+        assert get_term(t).formula and get_term(t).source != "user"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The rule
+# ---------------------------------------------------------------------------------------------------
+
+
+def _net(sizes=(6, 5, 4, 3), E=2, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    W = [
+        torch.randn(E, sizes[l + 1], sizes[l], generator=g, dtype=dtype) * 0.5 for l in range(len(sizes) - 1)
+    ]
+    B = [
+        torch.randn(E, sizes[l + 1], sizes[l], generator=g, dtype=dtype) * 0.5 for l in range(len(sizes) - 1)
+    ]
+    x = torch.rand(E, 2, sizes[0], generator=g, dtype=dtype)
+    y = torch.randint(0, sizes[-1], (E, 2), generator=g)
+    return W, B, x, y
+
+
+def test_fused_rule_equals_dense_weighted_sum_of_terms():
+    W, B, x, y = _net()
+    theta = torch.linspace(-0.3, 0.4, 10, dtype=torch.float64)
+    new = plasticity_update(W, B, theta, PAPER_POOL, x, y)
+    parts = term_updates(W, B, PAPER_POOL, x, y)
+    for l in range(len(W)):
+        dense = W[l] + sum(theta[r] * parts[t][l] for r, t in enumerate(PAPER_POOL))
+        torch.testing.assert_close(new[l], dense)
+
+
+@pytest.mark.parametrize("explicit_feedback", [False, True])
+def test_pseudo_gradient_with_symmetric_feedback_is_backprop_sgd(explicit_feedback):
+    """B = W (the transpose sends errors back exactly as backprop): the update is -lr * dCE/dW."""
+    W, _, x, y = _net()
+    lr = 0.1
+    feedback = [w.clone() for w in W] if explicit_feedback else None
+    new = plasticity_update(W, feedback, torch.tensor([lr], dtype=torch.float64), ("pseudo_gradient",), x, y)
+    leaves = [w.clone().requires_grad_(True) for w in W]
+    _, logits = forward_activities(leaves, x)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+    grads = torch.autograd.grad(loss, leaves)
+    for w, n, gr in zip(W, new, grads, strict=True):
+        torch.testing.assert_close(n, w - lr * gr)
+
+
+def test_fixed_random_feedback_differs_from_backprop_but_output_layer_agrees():
+    W, B, x, y = _net()
+    fa = plasticity_update(W, B, torch.tensor([0.1], dtype=torch.float64), ("pseudo_gradient",), x, y)
+    bp = plasticity_update(W, None, torch.tensor([0.1], dtype=torch.float64), ("pseudo_gradient",), x, y)
+    torch.testing.assert_close(fa[-1], bp[-1])  # the output error needs no feedback
+    assert not torch.allclose(fa[0], bp[0])
+
+
+def test_errors_use_softplus_derivative_from_activity():
+    W, B, x, y = _net()
+    acts, logits = forward_activities(W, x)
+    e = feedback_errors(B, acts, logits, y, 10.0)
+    z = acts[-2] @ W[-2].transpose(-1, -2)  # pre-activation of the last hidden layer
+    torch.testing.assert_close(e[-2], (e[-1] @ B[-1]) * torch.sigmoid(10.0 * z))
+
+
+def test_meta_gradient_matches_finite_differences():
+    W, B, x, y = _net(E=1)
+    xs, ys = torch.rand(1, 4, 1, 6, dtype=torch.float64), torch.randint(0, 3, (1, 4, 1))
+    qx, qy = torch.rand(1, 5, 6, dtype=torch.float64), torch.randint(0, 3, (1, 5))
+
+    def loss(theta):
+        w = list(W)
+        for t in range(4):
+            w = plasticity_update(w, B, theta, PAPER_POOL, xs[:, t], ys[:, t])
+        _, logits = forward_activities(w, qx)
+        return F.cross_entropy(logits[0], qy[0])
+
+    theta = (torch.rand(10, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) - 0.5) * 0.2
+    grad = torch.autograd.grad(loss(theta.requires_grad_(True)), theta)[0]
+    eps = 1e-6
+    fd = torch.stack(
+        [
+            (
+                loss(theta.detach() + eps * torch.eye(10)[r].double())
+                - loss(theta.detach() - eps * torch.eye(10)[r].double())
+            )
+            / (2 * eps)
+            for r in range(10)
+        ]
+    )
+    torch.testing.assert_close(grad, fd, rtol=1e-5, atol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_unknown_term_names_raise():
+    with pytest.raises(ValueError, match="unknown plasticity term 'hebb_typo'.*known terms"):
+        rule_learner(("pseudo_gradient", "hebb_typo"))
+    with pytest.raises(ValueError, match="unknown plasticity term"):
+        PlasticityRuleConfig(terms=("nope",))
+    W, B, x, y = _net()
+    with pytest.raises(ValueError, match="unknown plasticity term"):
+        plasticity_update(W, B, torch.zeros(1, dtype=torch.float64), ("nope",), x, y)
+    with pytest.raises(ValueError, match="init_coefficients names terms the rule does not use"):
+        rule_learner(("pseudo_gradient",), coefficients={"oja": 0.1})
+
+
+def test_coefficient_shapes_that_do_not_match_raise():
+    with pytest.raises(ValueError, match=r"coefficients must have shape \(10,\)"):
+        rule_learner(PAPER_POOL, coefficients=[0.1, 0.2])
+    W, B, x, y = _net()
+    with pytest.raises(ValueError, match=r"coefficients must have shape \(3,\)"):
+        plasticity_update(
+            W, B, torch.zeros(2, dtype=torch.float64), ("pseudo_gradient", "oja", "weight_decay"), x, y
+        )
+    with pytest.raises(TypeError, match="coefficients must be a tensor"):
+        plasticity_update(W, B, [0.1], ("pseudo_gradient",), x, y)
+
+
+def test_feedback_matrices_of_wrong_shape_raise():
+    W, B, x, y = _net()
+    bad = [B[0].transpose(-1, -2), *B[1:]]
+    with pytest.raises(ValueError, match=r"feedback matrix 0 must have the forward weight's shape \(5, 6\)"):
+        plasticity_update(W, bad, torch.ones(1, dtype=torch.float64), ("pseudo_gradient",), x, y)
+    with pytest.raises(ValueError, match="one feedback matrix per layer"):
+        plasticity_update(W, B[:2], torch.ones(1, dtype=torch.float64), ("pseudo_gradient",), x, y)
+    learner = rule_learner(layer_sizes=(6, 5, 3))
+    fast = learner.initial_fast_weights(1)
+    with pytest.raises(ValueError, match="feedback matrix 1"):
+        learner.check_fast_state([*fast[:3], fast[3].transpose(-1, -2)])
+    with pytest.raises(ValueError, match="fast state must hold 4 tensors"):
+        learner.step(fast[:3], torch.rand(1, 1, 6), torch.zeros(1, 1, dtype=torch.long))
+
+
+def test_other_bad_config_raises():
+    with pytest.raises(ValueError, match="feedback must be 'fixed' or 'symmetric'"):
+        PlasticityRuleConfig(feedback="random")
+    with pytest.raises(ValueError, match="l1 must be >= 0"):
+        PlasticityRuleConfig(l1=-1.0)
+    with pytest.raises(ValueError, match="input_shape"):
+        PlasticityRuleConfig(layer_sizes=(10, 3), input_shape=(1, 28, 28))
+    with pytest.raises(ValueError, match="terms must be a non-empty sequence"):
+        PlasticityRuleConfig(terms="oja")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Extending the pool, L1, save/load, reading
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_user_term_is_one_function_and_joins_the_rule():
+    def anti_hebbian(s: LayerSignals) -> torch.Tensor:
+        return -(s.post.transpose(-1, -2) @ s.pre)
+
+    register_term("anti_hebbian_test", anti_hebbian, formula="-y_l^T y_{l-1}")
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_term("anti_hebbian_test", anti_hebbian, formula="x")
+        W, B, x, y = _net()
+        new = plasticity_update(W, B, torch.tensor([0.5], dtype=torch.float64), ("anti_hebbian_test",), x, y)
+        acts, _ = forward_activities(W, x)
+        torch.testing.assert_close(new[0], W[0] - 0.5 * acts[1].transpose(-1, -2) @ acts[0])
+        learner = rule_learner(("pseudo_gradient", "anti_hebbian_test"), layer_sizes=(6, 4, 3))
+        assert learner.coefficients.shape == (2,)
+    finally:
+        unregister_term("anti_hebbian_test")
+    assert "anti_hebbian_test" not in TERMS
+    with pytest.raises(ValueError, match="part of the paper's pool"):
+        unregister_term("oja")
+
+
+def test_dense_only_term_is_combined_with_fused_ones():
+    s = _tiny_signals()
+    pool = [get_term("weight_decay"), get_term("oja")]
+    theta = torch.tensor([0.2, 0.3], dtype=torch.float64)
+    torch.testing.assert_close(combined_update(s, theta, pool), 0.2 * -s.weight + 0.3 * get_term("oja").fn(s))
+
+
+def test_l1_penalty_adds_sign_gradient():
+    plain = rule_learner(("pseudo_gradient", "oja"), coefficients=[0.1, -0.2], layer_sizes=(4, 3))
+    reg = PlasticityRuleLearner(
+        PlasticityRuleConfig(
+            layer_sizes=(4, 3), terms=("pseudo_gradient", "oja"), init_coefficients={}, l1=0.5
+        ),
+        coefficients=torch.tensor([0.1, -0.2]),
+    )
+    for learner in (plain, reg):
+        (learner.coefficients * torch.tensor([2.0, 3.0])).sum().backward()
+    torch.testing.assert_close(plain.raw_coefficients.grad, torch.tensor([2.0, 3.0]))
+    torch.testing.assert_close(reg.raw_coefficients.grad, torch.tensor([2.5, 2.5]))
+
+
+def test_term_lr_scale_reparametrises_without_changing_the_rule():
+    cfg = PlasticityRuleConfig(
+        layer_sizes=(4, 3),
+        terms=("pseudo_gradient", "oja"),
+        init_coefficients={"pseudo_gradient": 0.2, "oja": 0.1},
+        term_lr_scale={"oja": 0.1},
+        l1=1.0,
+    )
+    learner = PlasticityRuleLearner(cfg)
+    assert learner.rule() == pytest.approx({"pseudo_gradient": 0.2, "oja": 0.1})
+    torch.testing.assert_close(learner.raw_coefficients.detach(), torch.tensor([0.2, 1.0]))
+    learner.coefficients.sum().backward()  # d theta / d phi = s, plus the L1 term lambda * s * sign
+    torch.testing.assert_close(learner.raw_coefficients.grad, torch.tensor([2.0, 0.2]))
+    opt = torch.optim.Adam(learner.param_groups()["coefficients"], lr=0.01)
+    opt.step()  # Adam moves phi by ~lr on both, so theta moves by lr * s
+    assert learner.rule()["pseudo_gradient"] == pytest.approx(0.19, abs=1e-4)
+    assert learner.rule()["oja"] == pytest.approx(0.099, abs=1e-5)
+    with pytest.raises(ValueError, match="term_lr_scale"):
+        PlasticityRuleConfig(terms=("pseudo_gradient",), term_lr_scale={"oja": 0.1})
+
+
+def test_save_load_roundtrip_and_network_swap(tmp_path):
+    learner = rule_learner(coefficients={"pseudo_gradient": 0.03, "oja": 0.01}, layer_sizes=(6, 5, 3))
+    save_rule(learner, tmp_path / "r.pt")
+    back = load_rule(tmp_path / "r.pt")
+    assert back.rule() == pytest.approx(learner.rule())
+    deeper = back.with_network(deeper_sizes((6, 5, 3)))
+    assert deeper.num_layers == 4 and deeper.rule() == pytest.approx(learner.rule())
+
+
+def test_reading_the_rule(tmp_path):
+    coefs = {t: 0.0 for t in PAPER_POOL} | {"pseudo_gradient": 0.05, "oja": 0.02, "error_hebbian": -0.0001}
+    assert surviving_terms(coefs) == ["pseudo_gradient", "oja"]
+    formula = rule_formula(coefs)
+    assert (
+        "-e_l^T y_{l-1}" in formula and "y_l^T y_{l-1} - (y_l^T y_l) W" in formula and "8 term(s)" in formula
+    )
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def log_table(self, name, columns, rows):
+            self.calls.append(("table", name, list(rows)))
+
+        def log_figure(self, name, fig):
+            self.calls.append(("figure", name))
+
+        def log_summary(self, values):
+            self.calls.append(("summary", dict(values)))
+
+    rec = Recorder()
+    traj = {"step": [1.0, 2.0], **{t: [0.0, v] for t, v in coefs.items()}}
+    paths = save_rule_report(tmp_path, coefs, traj, name="learned", logger=rec)
+    for key in ("table_csv", "table_md", "formula", "json", "figure"):
+        assert (tmp_path / paths[key].split("/")[-1]).exists()
+    kinds = [c[0] for c in rec.calls]
+    assert kinds == ["table", "figure", "summary"]
+    assert len(rec.calls[0][2]) == 10
+    assert rec.calls[2][1]["learned/theta/oja"] == pytest.approx(0.02)
+
+
+def test_reading_logs_to_a_real_wandb_logger(tmp_path, monkeypatch):
+    for k in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(k, raising=False)
+    from avalanche_plasticity.wandb_logger import WandBLogger
+
+    logger = WandBLogger(mode="disabled", dir=tmp_path)
+    try:
+        save_rule_report(
+            tmp_path,
+            {"pseudo_gradient": 0.05, "oja": 0.01},
+            {"step": [1.0], "pseudo_gradient": [0.05], "oja": [0.01]},
+            logger=logger,
+        )
+    finally:
+        logger.finish()
+
+
+def test_deeper_sizes_doubles_layers():
+    sizes = deeper_sizes((784, 170, 130, 100, 70, 47))
+    assert len(sizes) - 1 == 10 and sizes[0] == 784 and sizes[1] == 170 and sizes[-1] == 47
+    assert math.isclose(sum(1 for _ in sizes), 11)
