@@ -71,6 +71,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "meta_lr": 3e-3,
         "init_theta0": 0.03,
         "l1": 0.1,
+        # The activity-scaled pseudo-gradient is the pseudo-gradient times the summed activity of the
+        # layer (about its width): at the common meta-lr its coefficient reaches unstable rules within a
+        # few updates (every episode then diverges and meta-learning stalls), so its Adam steps are 100x
+        # smaller.
+        "term_lr_scale": {"activity_scaled_pseudo_gradient": 0.01},
         "eval_seeds": 5,
         "eval_episodes": 20,
         "continual": {"seeds": 5, "split_mnist_train_subset": 1000, "omniglot_classes": 50},
@@ -89,6 +94,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "meta_lr": 1e-3,
         "init_theta0": 1e-3,
         "l1": 0.1,
+        "term_lr_scale": {"activity_scaled_pseudo_gradient": 0.01},
         "eval_seeds": 10,
         "eval_episodes": 100,
         "continual": {"seeds": 10, "split_mnist_train_subset": None, "omniglot_classes": 200},
@@ -110,7 +116,8 @@ PRESETS["smoke"] = {
 
 
 def layer_sizes(depth: int, num_units: int) -> tuple[int, ...]:
-    """Plastic layers: 5 is the paper's 784-170-130-100-70-out, 10 is twice as deep, 3 is 784-170-100-out."""
+    """Plastic layers: 5 is the paper's 784-170-130-100-70-out, 10 is twice as deep
+    (784-170-152-136-122-109-98-87-78-70-out), 3 is 784-170-100-out."""
     paper = (784, 170, 130, 100, 70, num_units)
     if depth == 5:
         return paper
@@ -136,7 +143,12 @@ def make_learner(method: str, sizes: tuple[int, ...], cfg: dict[str, Any]) -> Pl
             "pseudo_gradient", layer_sizes=sizes, coefficients=theta0, input_shape=INPUT_SHAPE
         )
     return rule_learner(
-        PAPER_POOL, layer_sizes=sizes, coefficients=theta0, l1=cfg["l1"], input_shape=INPUT_SHAPE
+        PAPER_POOL,
+        layer_sizes=sizes,
+        coefficients=theta0,
+        l1=cfg["l1"],
+        input_shape=INPUT_SHAPE,
+        term_lr_scale=cfg["term_lr_scale"],
     )
 
 
@@ -376,9 +388,11 @@ def summary(results: dict) -> None:
         for d, row in om.items()
         if "learned" in row and "fa" in row
     }
+    # "beats" = ahead by more than the two methods' seed-to-seed spreads together
+    spread = {d: row["learned"]["std"] + row["fa"]["std"] for d, row in om.items() if d in gaps}
     if gaps:
         targets["learned_minus_fa_by_depth"] = gaps
-        targets["learned_beats_fa_at_every_depth"] = all(g > 0 for g in gaps.values())
+        targets["learned_beats_fa_at_every_depth"] = all(gaps[d] > spread[d] for d in gaps)
         order = sorted(gaps, key=int)
         targets["gap_grows_with_depth"] = all(
             gaps[a] < gaps[b] for a, b in zip(order, order[1:], strict=False)

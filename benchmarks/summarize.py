@@ -21,6 +21,8 @@ COMMANDS = {
     "alignment": "python benchmarks/alignment.py --data-root ../shared/data --threads 2 --depths 2,4,8",
     "compare_default": "python benchmarks/compare_default.py",
     "distributed": "python benchmarks/distributed.py --repeats 3 --data-root ../shared/data",
+    "plasticity_rules": "AVP_DATA_DIR=../shared/data python benchmarks/plasticity_rules.py",
+    "contrastive": "OMP_NUM_THREADS=1 python benchmarks/contrastive.py --data-root ../shared/data",
 }
 # BioTorch's LeNet test errors (%), the issue's floor for feedback alignment's gap to backprop.
 BIOTORCH_FA_GAP = {"mnist": 1.7 - 0.91, "fashion_mnist": 13.06 - 9.2}
@@ -232,6 +234,98 @@ def speed(d: dict) -> list[str]:
     ]
 
 
+def plasticity_rules(d: dict) -> list[str]:
+    cfg = d["config"]
+    lines = [
+        f"Online accuracy on held-out Omniglot episodes ({cfg['omniglot']['ways']}-way, "
+        f"{cfg['omniglot']['shots']} images per class learned one at a time, query accuracy after the "
+        f"pass; evaluation alphabets), mean ± std over {cfg['eval_seeds']} seeds × {cfg['eval_episodes']} "
+        "episodes. Every method meta-learns its coefficients on background episodes (backprop and FA: the "
+        "pseudo-gradient's rate; learned: the ten-term pool with L1).",
+        "",
+        "| plastic layers | backprop | feedback alignment | learned rule | learned − FA |",
+        "|---|---|---|---|---|",
+    ]
+    for depth, row in sorted(d.get("online_acc", {}).items(), key=lambda kv: int(kv[0])):
+        cells = [_pm(row.get(m)) for m in ("backprop", "fa", "learned")]
+        gap = row["learned"]["mean"] - row["fa"]["mean"] if "learned" in row and "fa" in row else None
+        lines.append(f"| {depth} | " + " | ".join(cells) + f" | {_gap(gap, 0.0)} |")
+    if d.get("formula"):
+        lines += ["", f"Learned rule at the paper's depth (5): `{d['formula']}`"]
+    if d.get("surviving_terms"):
+        lines += [f"Terms above 5 % of the largest: {', '.join(d['surviving_terms'])}."]
+    cont = d.get("continual", {})
+    methods = ("backprop", "fa", "learned", "FLP", "OML")
+    if cont:
+        lines += ["", "| continual stream (final accuracy) | " + " | ".join(methods) + " |"]
+        lines.append("|---|" + "---|" * len(methods))
+        for stream, sec in cont.items():
+            lines.append(f"| {stream} | " + " | ".join(_pm(sec.get(m)) for m in methods) + " |")
+    st = d.get("step_time")
+    if st:
+        lines += [
+            "",
+            f"One online step of the learned rule: {st['rule_step_s'] * 1e6:.0f} µs; a backprop SGD step "
+            f"on the same network: {st['backprop_sgd_step_s'] * 1e6:.0f} µs; ratio {st['ratio']:.2f}.",
+        ]
+    t = {k: v for k, v in d.get("targets", {}).items() if isinstance(v, bool)}
+    if t:
+        lines += ["", "Targets: " + ", ".join(f"{k} = {v}" for k, v in t.items()) + "."]
+    return lines
+
+
+def _pm(r: dict | None) -> str:
+    """``mean ± std`` in percent, or why there is none."""
+    if not r or r.get("mean") is None:
+        return (r or {}).get("skipped", "-") if r else "-"
+    return f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
+
+
+def contrastive(d: dict) -> list[str]:
+    lines: list[str] = []
+    g = d.get("gradient_quality")
+    if g:
+        lines += [
+            "Gradient quality: cosine to the implicit (CG) meta-gradient, complex synapse on few-shot sine, "
+            "by beta (rows) and free/nudged-phase tolerance (columns); `nc`: a phase did not converge.",
+            "",
+        ]
+        for variant in ("one_sided", "symmetric"):
+            v = g[variant]
+            by_beta = v["by_beta"]
+            tols = list(next(iter(by_beta.values())))
+            lines += [
+                f"**{variant}** (best {v['best_cosine']:.6f} at beta {v['best_at']['beta']:g}, "
+                f"tol {v['best_at']['tol']:g})",
+                "",
+                "| beta | " + " | ".join(f"tol {t}" for t in tols) + " |",
+                "|---|" + "---|" * len(tols),
+            ]
+            for beta, row in by_beta.items():
+                cells = [f"{row[t]['cosine']:.4f}" if "cosine" in row[t] else "nc" for t in tols]
+                lines.append(f"| {beta} | " + " | ".join(cells) + " |")
+            lines.append("")
+    mem, sec = d.get("memory_bytes"), d.get("seconds_per_meta_step")
+    if mem:
+        steps = list(mem["contrastive"])
+        lines += ["| inner steps | " + " | ".join(steps) + " |", "|---|" + "---|" * len(steps)]
+        for method, row in mem.items():
+            lines.append(
+                f"| peak memory, {method} (MiB) | "
+                + " | ".join(f"{v / 2**20:.1f}" for v in row.values())
+                + " |"
+            )
+        for method, row in (sec or {}).items():
+            lines.append(
+                f"| seconds per meta-step, {method} | " + " | ".join(f"{v:.2f}" for v in row.values()) + " |"
+            )
+        lines.append("")
+    for setting, r in (d.get("fewshot_omniglot") or {}).items():
+        cells = ", ".join(f"{m} {_pm(v)} %" for m, v in r.items() if isinstance(v, dict) and "mean" in v)
+        lines.append(f"Few-shot Omniglot {setting}: {cells}.")
+    return lines
+
+
 # (results file, section title, formatter), in the order of RESULTS.md
 SECTIONS = (
     ("continual_omniglot", "Continual Omniglot (OML protocol)", omniglot),
@@ -244,6 +338,12 @@ SECTIONS = (
         compare_default,
     ),
     ("distributed", "Distributed meta-training with torchrun (issue #6)", distributed),
+    (
+        "plasticity_rules",
+        "Meta-learned plasticity rules on fixed random feedback (issue #3)",
+        plasticity_rules,
+    ),
+    ("contrastive", "The contrastive meta-learning rule (issue #4)", contrastive),
 )
 
 

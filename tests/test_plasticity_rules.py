@@ -4,8 +4,6 @@ meta-gradient against finite differences, bad input, user terms, L1, reading the
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -359,4 +357,6 @@ def test_reading_logs_to_a_real_wandb_logger(tmp_path, monkeypatch):
 def test_deeper_sizes_doubles_layers():
     sizes = deeper_sizes((784, 170, 130, 100, 70, 47))
     assert len(sizes) - 1 == 10 and sizes[0] == 784 and sizes[1] == 170 and sizes[-1] == 47
-    assert math.isclose(sum(1 for _ in sizes), 11)
+    assert min(sizes[1:-1]) == 70 and list(sizes[1:-1]) == sorted(sizes[1:-1], reverse=True)
+    with pytest.raises(ValueError, match="at least one hidden layer"):
+        deeper_sizes((784, 47))

@@ -8,6 +8,7 @@ rule as a table, a formula and a coefficient plot.
 
 from .episodes import fixed_episodes, mnist_episodes, omniglot_episodes
 from .learner import (
+    DEFAULT_TERM_LR_SCALE,
     PAPER_LAYER_SIZES,
     PlasticityRuleConfig,
     PlasticityRuleLearner,
@@ -22,6 +23,7 @@ from .terms import PAPER_POOL, RELEASED_POOL, TERMS, LayerSignals, get_term, reg
 from .training import coefficient_history, meta_train_rule, online_accuracy
 
 __all__ = [
+    "DEFAULT_TERM_LR_SCALE",
     "PAPER_LAYER_SIZES",
     "PAPER_POOL",
     "RELEASED_POOL",

@@ -33,19 +33,29 @@ from .terms import PAPER_POOL, get_term
 
 Tensor = torch.Tensor
 
+#: Meta-learning-rate scales used unless a config names its own. The activity-scaled pseudo-gradient is the
+#: pseudo-gradient times the summed activity of the layer (about its width): at the meta-lr that suits the
+#: other terms its coefficient reaches unstable rules within a few updates (every episode then diverges and
+#: meta-learning stalls on skipped batches), so its steps are 100x smaller.
+DEFAULT_TERM_LR_SCALE: dict[str, float] = {"activity_scaled_pseudo_gradient": 0.01}
+
 #: The authors' network for EMNIST-balanced (47 classes): 784-170-130-100-70-47, five plastic layers.
 PAPER_LAYER_SIZES: tuple[int, ...] = (784, 170, 130, 100, 70, 47)
 
 
 def deeper_sizes(sizes: Sequence[int], factor: int = 2) -> tuple[int, ...]:
-    """The same input/output with ``factor`` times as many plastic layers, widths interpolated
-    geometrically between the first hidden width and the output (e.g. 2x depth of the paper's net)."""
+    """The same input/output with ``factor`` times as many plastic layers, hidden widths interpolated
+    geometrically between the first and the last hidden width (e.g. 2x depth of the paper's net:
+    784-170-152-136-122-109-98-87-78-70-47). The widths never shrink toward the output, which would leave
+    a deep net with a few-unit bottleneck."""
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
-    layers = (len(sizes) - 1) * factor
-    first, last = sizes[1], sizes[-1]
-    hidden = [round(first * (last / first) ** (i / (layers - 1))) for i in range(layers - 1)]
-    return (sizes[0], *hidden, last)
+    if len(sizes) < 3:
+        raise ValueError(f"sizes needs at least one hidden layer, got {tuple(sizes)}")
+    n_hidden = (len(sizes) - 1) * factor - 1
+    first, last = sizes[1], sizes[-2]
+    hidden = [round(first * (last / first) ** (i / max(n_hidden - 1, 1))) for i in range(n_hidden)]
+    return (sizes[0], *hidden, sizes[-1])
 
 
 @dataclass
@@ -61,7 +71,8 @@ class PlasticityRuleConfig:
     :param l1: L1 penalty ``lambda`` on the coefficients in the meta-loss.
     :param beta: softplus sharpness (10 in the paper).
     :param input_shape: shape of one input before flattening (default ``(layer_sizes[0],)``).
-    :param term_lr_scale: per-term meta-learning-rate scale ``s_r`` by term name (others 1), see above.
+    :param term_lr_scale: per-term meta-learning-rate scale ``s_r`` by term name (others 1), see above;
+        ``None``: :data:`DEFAULT_TERM_LR_SCALE` for the terms of the rule.
     """
 
     layer_sizes: tuple[int, ...] = PAPER_LAYER_SIZES
@@ -72,7 +83,7 @@ class PlasticityRuleConfig:
     beta: float = SOFTPLUS_BETA
     input_shape: tuple[int, ...] | None = None
     task: str = "classification"
-    term_lr_scale: dict[str, float] = field(default_factory=dict)
+    term_lr_scale: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         self.layer_sizes = tuple(int(n) for n in self.layer_sizes)
@@ -105,6 +116,8 @@ class PlasticityRuleConfig:
                 f"input_shape {self.input_shape} has {torch.Size(self.input_shape).numel()} values but "
                 f"layer_sizes[0] is {self.layer_sizes[0]}"
             )
+        if self.term_lr_scale is None:
+            self.term_lr_scale = {t: v for t, v in DEFAULT_TERM_LR_SCALE.items() if t in self.terms}
         bad = {k: v for k, v in self.term_lr_scale.items() if k not in self.terms or not float(v) > 0}
         if bad:
             raise ValueError(f"term_lr_scale needs terms of the rule with scales > 0, got {bad}")
@@ -256,9 +269,11 @@ def rule_learner(
     feedback: Literal["fixed", "symmetric"] = "fixed",
     l1: float = 0.0,
     input_shape: Sequence[int] | None = None,
+    term_lr_scale: Mapping[str, float] | None = None,
 ) -> PlasticityRuleLearner:
     """Build a learner. ``coefficients`` as a mapping ``{term: theta}`` (others 0) or one value per term;
-    default: the paper's start (pseudo-gradient 1e-3, others 0).
+    default: the paper's start (pseudo-gradient 1e-3, others 0). ``term_lr_scale``: per-term scale of the
+    meta-learning rate (see :class:`PlasticityRuleConfig`).
 
     :raises ValueError: unknown term names, or coefficients that do not match the terms.
     """
@@ -277,6 +292,7 @@ def rule_learner(
         feedback=feedback,
         l1=l1,
         input_shape=None if input_shape is None else tuple(input_shape),
+        term_lr_scale=None if term_lr_scale is None else dict(term_lr_scale),
     )
     return PlasticityRuleLearner(cfg, coefficients=values)
 
