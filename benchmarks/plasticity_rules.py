@@ -71,6 +71,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "meta_lr": 3e-3,
         "init_theta0": 0.03,
         "l1": 0.1,
+        # MNIST's query gradients on the coefficients are smaller: at 0.1 the L1 term outweighs them and
+        # Adam drives every coefficient, the pseudo-gradient's included, to 0 within 10 updates.
+        "mnist_l1": 0.01,
         # The activity-scaled pseudo-gradient is the pseudo-gradient times the summed activity of the
         # layer (about its width): at the common meta-lr its coefficient reaches unstable rules within a
         # few updates (every episode then diverges and meta-learning stalls), so its Adam steps are 100x
@@ -94,6 +97,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "meta_lr": 1e-3,
         "init_theta0": 1e-3,
         "l1": 0.1,
+        "mnist_l1": 0.01,
         "term_lr_scale": {"activity_scaled_pseudo_gradient": 0.01},
         "eval_seeds": 10,
         "eval_episodes": 100,
@@ -166,6 +170,7 @@ def episodes_section(name: str, results: dict, cfg: dict, root: str | None, save
         eval_src = omniglot_episodes("evaluation", root=root, **ecfg)
     else:
         ecfg, depths, steps = cfg["mnist"], cfg["mnist_depths"], cfg["mnist_steps"]
+        cfg = {**cfg, "l1": cfg["mnist_l1"]}
         train_src = mnist_episodes("train", root=root, **ecfg)
         eval_src = mnist_episodes("test", root=root, **{**ecfg, "per_class": None})
     held = [fixed_episodes(eval_src, cfg["eval_episodes"], 1000 + s) for s in range(cfg["eval_seeds"])]
@@ -321,6 +326,7 @@ def step_time_section(results: dict, cfg: dict) -> None:
         tuple(coefficients), coefficients=coefficients, layer_sizes=sizes, input_shape=(784,)
     )
     learner.freeze()
+    learner.inplace = True  # as the MetaPlasticityRule strategy deploys it
     fast = learner.initial_fast_weights(1)
     x, y = torch.rand(1, 1, 784), torch.randint(0, 47, (1, 1))
     layers: list[nn.Module] = []

@@ -250,6 +250,9 @@ def plasticity_rules(d: dict) -> list[str]:
         cells = [_pm(row.get(m)) for m in ("backprop", "fa", "learned")]
         gap = row["learned"]["mean"] - row["fa"]["mean"] if "learned" in row and "fa" in row else None
         lines.append(f"| {depth} | " + " | ".join(cells) + f" | {_gap(gap, 0.0)} |")
+    for depth, row in sorted(d.get("mnist", {}).items(), key=lambda kv: int(kv[0])):
+        cells = " | ".join(_pm(row.get(m)) for m in ("backprop", "fa", "learned"))
+        lines.append(f"| {depth}, MNIST episodes | {cells} | - |")
     if d.get("formula"):
         lines += ["", f"Learned rule at the paper's depth (5): `{d['formula']}`"]
     if d.get("surviving_terms"):

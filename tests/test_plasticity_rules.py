@@ -114,6 +114,28 @@ def test_fused_rule_equals_dense_weighted_sum_of_terms():
         torch.testing.assert_close(new[l], dense)
 
 
+
+def test_in_place_deployment_step_equals_the_functional_step():
+    """Deployment writes the update into the weights (grouped factors, weight decay as a scaling, a user
+    term without factors added densely); it must give the functional step's weights, zero terms skipped."""
+    W, B, x, y = _net()
+    name = "test_square_pre"
+    register_term(name, lambda s: -s.weight * s.pre.pow(2).sum((-1, -2)).view(-1, 1, 1), formula="-|y|^2 W")
+    try:
+        terms = (*PAPER_POOL, name)
+        theta = torch.linspace(-0.3, 0.4, len(terms), dtype=torch.float64)
+        theta[4] = 0.0
+        ref = plasticity_update(W, B, theta, terms, x, y)
+        live = [w.clone() for w in W]
+        with torch.no_grad():
+            out = plasticity_update(live, B, theta, terms, x, y, inplace=True)
+        for l in range(len(W)):
+            assert out[l] is live[l]
+            torch.testing.assert_close(live[l], ref[l])
+    finally:
+        unregister_term(name)
+
+
 @pytest.mark.parametrize("explicit_feedback", [False, True])
 def test_pseudo_gradient_with_symmetric_feedback_is_backprop_sgd(explicit_feedback):
     """B = W (the transpose sends errors back exactly as backprop): the update is -lr * dCE/dW."""

@@ -132,6 +132,8 @@ def combined_update(
     """``sum_r theta_r F_r`` for one layer (plus ``base`` when given): factorised terms fused into one
     batched product ``[theta_k left_k]^T [right_k]``, the others evaluated densely. ``inplace`` adds into
     ``base`` itself (deployment, no autograd)."""
+    if inplace and base is not None:
+        return _update_in_place(s, coefficients.tolist(), pool, base)
     lefts, rights, dense = [], [], None
     for c, term in zip(coefficients, pool, strict=True):
         if term.factors is None:
@@ -141,12 +143,6 @@ def combined_update(
         for a, b in term.factors(s):
             lefts.append(c * a)
             rights.append(b)
-    if inplace and base is not None:
-        if lefts:
-            base.baddbmm_(torch.cat(lefts, -2).transpose(-1, -2), torch.cat(rights, -2))
-        if dense is not None:
-            base.add_(dense)
-        return base
     update = None
     if lefts:
         left, right = torch.cat(lefts, -2).transpose(-1, -2), torch.cat(rights, -2)
@@ -156,6 +152,43 @@ def combined_update(
     if dense is not None:
         update = dense if update is None else update + dense
     return update
+
+
+def _update_in_place(
+    s: LayerSignals, coefficients: list[float], pool: Sequence[PlasticityTerm], W: Tensor
+) -> Tensor:
+    """Deployment (no autograd): ``W += sum_r theta_r F_r`` written into ``W`` with as few kernels as
+    possible. Factorised terms that share a right factor (``y_{l-1}``, ``e_{l-1}``, ``y_l W``) have their
+    scaled left factors summed first, so the whole rule is one batched product; terms that are a multiple
+    of ``W`` (weight decay) become one in-place scaling. Every factor is computed from the old ``W``."""
+    groups: dict[int, list[Tensor]] = {}
+    dense, scale = None, 1.0
+    for c, term in zip(coefficients, pool, strict=True):
+        if c == 0.0:
+            continue
+        if term.weight_multiple is not None:
+            scale += c * term.weight_multiple
+        elif term.factors is None:
+            part = term.fn(s) * c
+            dense = part if dense is None else dense.add_(part)
+        else:
+            for a, b in term.factors(s):
+                g = groups.get(id(b))
+                if g is None:
+                    groups[id(b)] = [a * c, b]
+                else:
+                    g[0].add_(a, alpha=c)
+    if scale != 1.0:
+        W.mul_(scale)
+    if groups:
+        lefts, rights = zip(*groups.values(), strict=True)
+        if len(lefts) == 1:
+            W.baddbmm_(lefts[0].transpose(-1, -2), rights[0])
+        else:
+            W.baddbmm_(torch.cat(lefts, -2).transpose(-1, -2), torch.cat(rights, -2))
+    if dense is not None:
+        W.add_(dense)
+    return W
 
 
 def term_updates(

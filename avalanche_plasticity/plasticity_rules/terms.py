@@ -34,6 +34,7 @@ Adding a term is one function: ``register_term("name", fn, formula="...")`` wher
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -92,6 +93,8 @@ class PlasticityTerm:
     formula: str
     source: str = "user"
     factors: FactorFn | None = None
+    #: ``k`` when the term is ``k W`` (weight decay: -1): deployment then scales ``W`` in place.
+    weight_multiple: float | None = None
 
 
 def _outer(a: Tensor, b: Tensor) -> Tensor:
@@ -291,6 +294,7 @@ _PAPER = (
 )
 for _name, _fn, _formula, _source in _PAPER:
     register_term(_name, _fn, formula=_formula, source=_source, factors=_FACTORS.get(_name))
+TERMS["weight_decay"] = dataclasses.replace(TERMS["weight_decay"], weight_multiple=-1.0)
 
 #: The paper's ten terms, in its order (theta_0 .. theta_9).
 PAPER_POOL: tuple[str, ...] = tuple(n for n, *_ in _PAPER)
