@@ -314,7 +314,7 @@ def contrastive(d: dict) -> list[str]:
         lines += ["| inner steps | " + " | ".join(steps) + " |", "|---|" + "---|" * len(steps)]
         for method, row in mem.items():
             lines.append(
-                f"| peak memory, {method} (MiB) | "
+                f"| peak memory held for backward, {method} (MiB) | "
                 + " | ".join(f"{v / 2**20:.1f}" for v in row.values())
                 + " |"
             )
