@@ -11,13 +11,17 @@ runs checkpoint to --work-dir and resume):
   memory_time       peak memory and seconds per meta-step, contrastive (free phase K steps, nudged phases
                     K/2 each, symmetric) vs unrolled backprop through K steps, K = 20, 50, 100, 200; conv
                     complex synapse on 5-way 1-shot Omniglot tasks. Each point runs in a fresh subprocess;
-                    memory is the rise of the resident set's high-water mark over the meta-step (Linux VmHWM,
-                    reset through /proc/self/clear_refs just before it), plus the bytes autograd saved for
-                    backward (counted with torch.autograd.graph.saved_tensors_hooks). tracemalloc is not
-                    used: it does not see torch's tensor allocations.
+                    memory (memory_bytes) is the peak of the bytes autograd holds for backward at once:
+                    every storage saved through torch.autograd.graph.saved_tensors_hooks is counted once
+                    until the graph that holds it is freed. The rise of the resident set's high-water
+                    mark (Linux VmHWM) is kept too, but the allocator reuses freed pages, so it mostly
+                    shows noise. tracemalloc does not see torch's tensor allocations.
   fewshot_omniglot  5-way 1-shot Omniglot: the same conv complex synapse meta-trained on the background
                     classes by the contrastive rule and by unrolled backprop (same steps, meta-batch, inner
                     steps), tested on --eval-episodes evaluation-class tasks.
+  continual         continual sine: a complex synapse meta-trained by the contrastive rule on sine tasks,
+                    deployed with the ComplexSynapse strategy on the five problems of
+                    benchmarks/continual_sine.py, beside FLP/OML/Naive/EWC/Replay from continual_sine.json.
 
     OMP_NUM_THREADS=1 python benchmarks/contrastive.py --data-root ../shared/data [--skip memory_time]
 """
@@ -54,7 +58,7 @@ from avalanche_plasticity.contrastive import (
 from avalanche_plasticity.reporting import machine, write_results
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("gradient_quality", "memory_time", "fewshot_omniglot")
+SECTIONS = ("gradient_quality", "memory_time", "fewshot_omniglot", "continual")
 BETAS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 TOLS = (1e-2, 1e-3, 1e-4, 1e-6, 1e-8)
 INNER_STEPS = (20, 50, 100, 200)
@@ -156,17 +160,38 @@ def measure_point(
         return unrolled_meta_gradient(learner, tasks, solver)
 
     step()  # warm-up: allocator pools, lazy init
-    saved = [0, 0]
+    saved = [0, 0]  # cumulative bytes saved for backward in one meta-step, and the largest such total
+    live: dict[tuple[int, int], int] = {}  # storages saved for backward and still alive -> references
+    held = [0, 0]  # bytes of those storages now, and at the peak
+
+    class Saved:
+        """What autograd keeps for backward; counted until the graph that holds it is freed."""
+
+        __slots__ = ("t", "key")
+
+        def __init__(self, t: torch.Tensor) -> None:
+            self.t = t
+            self.key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            if live.get(self.key, 0) == 0:
+                held[0] += self.key[1]
+                held[1] = max(held[1], held[0])
+            live[self.key] = live.get(self.key, 0) + 1
+
+        def __del__(self) -> None:
+            live[self.key] -= 1
+            if live[self.key] == 0:
+                del live[self.key]
+                held[0] -= self.key[1]
 
     def pack(t):
         saved[0] += t.numel() * t.element_size()
         saved[1] = max(saved[1], saved[0])
-        return t
+        return Saved(t)
 
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident set
     base = _rss_kib("VmRSS")
     times = []
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda h: h.t):
         for _ in range(repeats):
             saved[0] = 0
             t0 = time.perf_counter()
@@ -174,6 +199,7 @@ def measure_point(
             times.append(time.perf_counter() - t0)
     peak = _rss_kib("VmHWM")
     return {
+        "peak_autograd_bytes": held[1],
         "peak_rss_increase_bytes": (peak - base) * 1024,
         "autograd_saved_bytes": saved[1],
         "seconds": statistics.median(times),
@@ -185,6 +211,7 @@ def memory_time(data_root, channels: int, meta_batch: int, repeats: int, record)
     out = {
         "memory_bytes": {"contrastive": {}, "unrolled": {}},
         "autograd_saved_bytes": {"contrastive": {}, "unrolled": {}},
+        "peak_rss_increase_bytes": {"contrastive": {}, "unrolled": {}},
         "seconds_per_meta_step": {"contrastive": {}, "unrolled": {}},
     }
     for steps in INNER_STEPS:
@@ -210,7 +237,8 @@ def memory_time(data_root, channels: int, meta_batch: int, repeats: int, record)
                 return json.loads(res.stdout.strip().splitlines()[-1])
 
             r = record("memory_time", f"{method}/{steps}", run)
-            out["memory_bytes"][method][str(steps)] = r["peak_rss_increase_bytes"]
+            out["memory_bytes"][method][str(steps)] = r["peak_autograd_bytes"]
+            out["peak_rss_increase_bytes"][method][str(steps)] = r["peak_rss_increase_bytes"]
             out["autograd_saved_bytes"][method][str(steps)] = r["autograd_saved_bytes"]
             out["seconds_per_meta_step"][method][str(steps)] = r["seconds"]
     return out
@@ -284,6 +312,188 @@ def fewshot_run(estimator: str, args, work: Path) -> dict:
     }
 
 
+# ---------------------------------------------------------------------------------------------------
+# (d) continual sine: the complex-synapse strategy beside FLP and OML
+# ---------------------------------------------------------------------------------------------------
+CONTINUAL_SINE = {
+    "network": "MLP 11-64-64-64-1, ReLU (the FLP/OML cpu sine size)",
+    "meta_training": "contrastive, symmetric, beta 0.05; free phase 30 GD steps, nudged 15 (lr 0.02); 300 "
+    "meta-updates of 4 tasks; a task = 10 sine functions x 4 minibatches of 8 (support), 16 query"
+    " points each",
+    "deployment": "ComplexSynapse strategy: one SGD step (lr 0.05) of the inner loss per minibatch of 8",
+    "problems": 5,
+}
+
+
+def continual_sine(args, work: Path) -> dict:
+    """Meta-train a complex synapse with the contrastive rule on sine tasks, then run it on the continual
+    sine benchmark's problems (seeds 0-4, the ones ``benchmarks/continual_sine.py`` uses) and read FLP's
+    and OML's figures from ``continual_sine.json``."""
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from avalanche_plasticity.experiments import run_stream
+    from avalanche_plasticity.metrics import mse_metrics
+    from avalanche_plasticity.scenarios import IncrementalSine
+    from avalanche_plasticity.strategies.contrastive import ComplexSynapse
+    from avalanche_plasticity.tasks import SineTaskSource
+
+    source = SineTaskSource(
+        functions_per_episode=10, batches_per_function=4, batch_size=8, query_per_function=16
+    )
+    inner = SolverConfig(lr=0.02, max_steps=30, tol=None)
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(
+            network={"kind": "mlp", "sizes": [11, 64, 64, 64, 1], "activation": "relu"},
+            init_lambda=1e-3,
+            inner_lr=0.05,
+            seed=args.seed,
+        )
+    )
+    cfg = BilevelMetaTrainConfig(
+        steps=300,
+        meta_batch_size=4,
+        estimator="contrastive",
+        lr=3e-3,
+        contrastive=ContrastiveConfig(
+            beta=0.05,
+            variant="symmetric",
+            free=inner,
+            nudged=SolverConfig(lr=0.02, max_steps=15, tol=None),
+            on_nonconvergence="skip",  # a diverged nudged phase drops its task (counted), not the run
+        ),
+        unrolled=inner,
+        checkpoint_every=25,
+        seed=args.seed,
+    )
+    t0 = time.perf_counter()
+    meta_train_bilevel(
+        learner, source, cfg, checkpoint=work / f"continual_sine_complex_synapse_s{args.seed}.pt"
+    )
+    meta_seconds = time.perf_counter() - t0
+    curves = []
+    for r in range(CONTINUAL_SINE["problems"]):
+        torch.manual_seed(r)
+        strategy = ComplexSynapse(
+            learner=learner,
+            train_mb_size=8,
+            eval_mb_size=256,
+            evaluator=EvaluationPlugin(*mse_metrics(stream=True, experience=True), loggers=[]),
+        )
+        curve = run_stream(strategy, IncrementalSine(seed=r), metric="MSE_Stream")
+        curves.append([curve[k] for k in sorted(curve)])
+    finals = [c[-1] for c in curves]
+    out = {
+        "settings": CONTINUAL_SINE,
+        "ComplexSynapse": {
+            "final_mse": {
+                "mean": statistics.mean(finals),
+                "std": statistics.pstdev(finals),
+                "runs": len(finals),
+            },
+            "mse_after_each_function": [statistics.mean(c[i] for c in curves) for i in range(len(curves[0]))],
+            "meta_train_seconds": meta_seconds,
+        },
+    }
+    ref = HERE / "results" / "continual_sine.json"
+    if ref.exists():  # the same five problems, from the continual-sine benchmark
+        for name, r in json.loads(ref.read_text())["results"].items():
+            out[name] = {"final_mse": r["final_mse"], "from": "benchmarks/results/continual_sine.json"}
+    return out
+
+
+CONTINUAL_OMNIGLOT = {
+    "network": "the few-shot conv complex synapse (32 channels, lambda 0.25 fixed, omega meta-learned) "
+    "with a 200-unit head",
+    "meta_training": "contrastive, symmetric, beta 0.1; free phase 20 steps (SGD Nesterov 0.1), nudged 10; "
+    "100 meta-updates of 4 tasks; a task = 10 background classes x 5 images mapped to random units of the "
+    "head (as FLP/OML meta-train), 5 query images per class",
+    "deployment": "ComplexSynapse strategy on ContinualOmniglot: 50 evaluation classes, one class per "
+    "experience, one pass at batch size 1, SGD lr 0.01 on the inner loss",
+    "runs": 5,
+    "classes": 50,
+}
+
+
+def continual_omniglot(args, work: Path) -> dict:
+    """The complex synapse on the continual Omniglot stream (50 classes, the OML protocol) beside FLP and
+    OML from ``continual_omniglot.json``."""
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from avalanche_plasticity.experiments import run_stream
+    from avalanche_plasticity.scenarios import ContinualOmniglot, omniglot_meta_train_source
+    from avalanche_plasticity.strategies.contrastive import ComplexSynapse
+
+    source = omniglot_meta_train_source(ways=10, shots=5, query_shots=5, num_units=200, root=args.data_root)
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(
+            network={"kind": "conv", "channels": args.channels, "num_outputs": 200},
+            task="classification",
+            init_lambda=0.25,
+            learn_lambda=False,
+            inner_lr=0.01,
+            seed=args.seed,
+        )
+    )
+    inner = SolverConfig(lr=args.inner_lr, max_steps=args.inner_steps, tol=None)
+    cfg = BilevelMetaTrainConfig(
+        steps=100,
+        meta_batch_size=4,
+        estimator="contrastive",
+        lr=args.outer_lr,
+        contrastive=ContrastiveConfig(
+            beta=args.beta,
+            variant="symmetric",
+            free=inner,
+            nudged=SolverConfig(lr=args.inner_lr, max_steps=args.nudged_steps, tol=None),
+            on_nonconvergence="skip",
+        ),
+        unrolled=inner,
+        grad_clip=None,
+        checkpoint_every=10,
+        seed=args.seed,
+    )
+    t0 = time.perf_counter()
+    meta_train_bilevel(
+        learner,
+        source,
+        cfg,
+        checkpoint=work / f"continual_omniglot_complex_synapse_c{args.channels}_s{args.seed}.pt",
+        on_step=lambda s, r: (
+            print(f"  [continual omniglot] step {s}: {r['meta_loss']:.3f}", flush=True)
+            if s % 10 == 0
+            else None
+        ),
+    )
+    meta_seconds = time.perf_counter() - t0
+    n = CONTINUAL_OMNIGLOT["classes"]
+    finals = []
+    for r in range(CONTINUAL_OMNIGLOT["runs"]):
+        torch.manual_seed(r)
+        strategy = ComplexSynapse(
+            learner=learner,
+            train_mb_size=1,
+            eval_mb_size=256,
+            evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
+        )
+        bm = ContinualOmniglot(num_classes=n, classes_per_experience=1, seed=r, root=args.data_root)
+        finals.append(run_stream(strategy, bm, eval_after=[n])[n])
+        print(f"  [continual omniglot] run {r}: accuracy {finals[-1]:.3f}", flush=True)
+    out = {
+        "settings": CONTINUAL_OMNIGLOT,
+        "ComplexSynapse": {
+            str(n): {"mean": statistics.mean(finals), "std": statistics.pstdev(finals), "runs": len(finals)},
+            "meta_train_seconds": meta_seconds,
+        },
+    }
+    ref = HERE / "results" / "continual_omniglot.json"
+    if ref.exists():
+        for name, r in json.loads(ref.read_text())["results"].items():
+            if str(n) in r:
+                out[name] = {str(n): r[str(n)], "from": "benchmarks/results/continual_omniglot.json"}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=None, help="holds Omniglot (default: $AVP_DATA_DIR)")
@@ -347,7 +557,6 @@ def main() -> None:
     payload.update(config=config, machine=machine())
     payload.setdefault("runs", {})
     payload.setdefault("fewshot_omniglot", {})
-    payload.setdefault("continual", {"status": "not run (see benchmarks/NOTES or the report)"})
 
     def record(section: str, key: str, fn):
         runs = payload["runs"].setdefault(section, {})
@@ -373,6 +582,13 @@ def main() -> None:
         for est in ("contrastive", "unrolled"):
             fs[est] = record("fewshot_omniglot", f"5w1s/{est}", lambda est=est: fewshot_run(est, args, work))
         fs["gap_points"] = 100 * (fs["unrolled"]["mean"] - fs["contrastive"]["mean"])
+    if "continual" not in skip:
+        work = Path(args.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        payload["continual"] = {
+            "sine": record("continual", "sine", lambda: continual_sine(args, work)),
+            "omniglot": record("continual", "omniglot", lambda: continual_omniglot(args, work)),
+        }
     write_results(payload, out)
     print(
         json.dumps(

@@ -323,9 +323,31 @@ def contrastive(d: dict) -> list[str]:
                 f"| seconds per meta-step, {method} | " + " | ".join(f"{v:.2f}" for v in row.values()) + " |"
             )
         lines.append("")
+    cont = d.get("continual") or {}
+    if "sine" in cont:
+        cells = ", ".join(
+            f"{m} {v['final_mse']['mean']:.3f}"
+            for m, v in cont["sine"].items()
+            if isinstance(v, dict) and "final_mse" in v
+        )
+        lines.append(f"Continual sine, final MSE on the 5 problems of issue #2: {cells}.")
+    if "omniglot" in cont:
+        n = str(cont["omniglot"]["settings"]["classes"])
+        cells = ", ".join(
+            f"{m} {_pm(v.get(n))} %" for m, v in cont["omniglot"].items() if isinstance(v, dict) and n in v
+        )
+        lines.append(f"Continual Omniglot, accuracy after {n} classes: {cells}.")
+    if cont:
+        lines.append("")
     for setting, r in (d.get("fewshot_omniglot") or {}).items():
-        cells = ", ".join(f"{m} {_pm(v)} %" for m, v in r.items() if isinstance(v, dict) and "mean" in v)
-        lines.append(f"Few-shot Omniglot {setting}: {cells}.")
+        cells = ", ".join(
+            f"{m} {100 * v['mean']:.1f} % (± {100 * v['ci95']:.1f} 95 % CI over {v['episodes']} test tasks; "
+            f"{100 * v['before_meta_training']:.1f} % before meta-training)"
+            for m, v in r.items()
+            if isinstance(v, dict) and "mean" in v
+        )
+        gap = f"; unrolled − contrastive: {r['gap_points']:+.1f} points" if "gap_points" in r else ""
+        lines.append(f"Few-shot Omniglot {setting} (same conv complex synapse, same budget): {cells}{gap}.")
     return lines
 
 
