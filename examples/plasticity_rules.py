@@ -81,21 +81,25 @@ def main() -> None:
 
     # 3. deploy on SplitMNIST (10 classes: same rule, new output layer)
     bm = SplitMNIST(5, seed=0, root=args.data_root, train_subset=2000)
+
+    def evaluator() -> EvaluationPlugin:
+        return EvaluationPlugin(accuracy_metrics(stream=True), loggers=[logger] if logger is not None else [])
+
     strategies = {
         "learned rule": MetaPlasticityRule(
-            learner=learner, num_classes=10, plugins=[ReplayPlugin(mem_size=200)]
+            learner=learner, num_classes=10, plugins=[ReplayPlugin(mem_size=200)], evaluator=evaluator()
         ),
         "feedback alignment": FeedbackAlignment(
-            num_classes=10, lr=rule["pseudo_gradient"], plugins=[ReplayPlugin(mem_size=200)]
+            num_classes=10,
+            lr=rule["pseudo_gradient"],
+            plugins=[ReplayPlugin(mem_size=200)],
+            evaluator=evaluator(),
         ),
     }
     for name, strategy in strategies.items():
-        strategy.evaluator = EvaluationPlugin(
-            accuracy_metrics(stream=True), loggers=[logger] if logger is not None else []
-        )
         for exp in bm.train_stream:
             strategy.train(exp)
-        acc = strategy.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
+        acc = strategy.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream"]
         print(f"{name}: SplitMNIST accuracy after all 5 experiences {acc:.3f}")
     if logger is not None:
         logger.finish()
