@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,25 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None) ->
     if kind is not None and ckpt.get("kind") != kind:
         raise CheckpointError(f"checkpoint {path} holds a {ckpt.get('kind')!r}, expected {kind!r}")
     return ckpt
+
+
+def load_registered(
+    path: str | os.PathLike[str], registry: Mapping[str, tuple[type, type]], *, kind: str | None = None
+) -> Any:
+    """Rebuild a learner saved as ``{"kind", "learner_config", "state_dict", ...}``: ``registry[kind]`` is
+    ``(learner class, config class)``.
+
+    :raises CheckpointError: corrupt file, unknown learner kind, or weights that do not fit the config.
+    """
+    ckpt = load_checkpoint(path, kind=kind)
+    if ckpt.get("kind") not in registry:
+        raise CheckpointError(
+            f"checkpoint {path} holds unknown learner kind {ckpt.get('kind')!r}; known: {sorted(registry)}"
+        )
+    cls, cfg_cls = registry[ckpt["kind"]]
+    learner = cls(cfg_cls(**ckpt["learner_config"]))
+    try:
+        learner.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not match its learner config: {e}") from e
+    return learner

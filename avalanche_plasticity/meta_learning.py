@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .checkpoint import CheckpointError, load_checkpoint, load_registered, save_atomic
 from .distributed import (
     World,
     all_reduce_gradients,
@@ -203,18 +203,7 @@ def load_learner(path: str | Path, *, kind: str | None = None) -> Any:
 
     :raises CheckpointError: corrupt file, unknown learner kind, or weights that do not fit the config.
     """
-    ckpt = load_checkpoint(path, kind=kind)
-    if ckpt.get("kind") not in LEARNERS:
-        raise CheckpointError(
-            f"checkpoint {path} holds unknown learner kind {ckpt.get('kind')!r}; known: {sorted(LEARNERS)}"
-        )
-    cls, cfg_cls = LEARNERS[ckpt["kind"]]
-    learner = cls(cfg_cls(**ckpt["learner_config"]))
-    try:
-        learner.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path} does not match its learner config: {e}") from e
-    return learner
+    return load_registered(path, LEARNERS, kind=kind)
 
 
 @dataclass

@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..checkpoint import CheckpointError, load_checkpoint, save_atomic
+from ..checkpoint import load_registered, save_atomic
 from .estimators import Task
 from .solvers import Params
 
@@ -359,13 +359,4 @@ def load_bilevel_learner(path: str | Path, *, kind: str | None = None) -> _Bilev
 
     :raises CheckpointError: corrupt file, unknown kind, or weights that do not fit the config.
     """
-    ckpt = load_checkpoint(path, kind=kind)
-    if ckpt.get("kind") not in LEARNERS:
-        raise CheckpointError(f"checkpoint {path} holds {ckpt.get('kind')!r}; known: {sorted(LEARNERS)}")
-    cls, cfg_cls = LEARNERS[ckpt["kind"]]
-    learner = cls(cfg_cls(**ckpt["learner_config"]))
-    try:
-        learner.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path} does not match its learner config: {e}") from e
-    return learner
+    return load_registered(path, LEARNERS, kind=kind)
