@@ -10,10 +10,10 @@ from avalanche.training.plugins.evaluation import default_evaluator
 
 from avalanche_plasticity.flp import FLPLearner
 
-from .online import OnlineLearnerTemplate, PlasticModel, resolve_learner
+from .online import LocalRuleTemplate, PlasticModel, resolve_learner
 
 
-class FLP(OnlineLearnerTemplate):
+class FLP(LocalRuleTemplate):
     """Deploy a meta-trained FLP learner in an Avalanche stream.
 
     Each training minibatch drives one online update of the learned rule (feedback weights set the
@@ -60,22 +60,6 @@ class FLP(OnlineLearnerTemplate):
             **base_kwargs,
         )
         self.reset_on_train = reset_on_train
-
-    def train(self, experiences, eval_streams=None, **kwargs):
-        if self.reset_on_train:
-            self.model.reset()
-        return super().train(experiences, eval_streams, **kwargs)
-
-    def training_epoch(self, **kwargs):
-        with torch.no_grad():
-            super().training_epoch(**kwargs)
-
-    def backward(self) -> None:
-        """No backward pass at deployment."""
-
-    def optimizer_step(self) -> None:
-        """One online update of the learned plasticity rule on the current minibatch."""
-        self.model.learn(self.mb_x, self.mb_y)
 
 
 __all__ = ["FLP"]

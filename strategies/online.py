@@ -135,3 +135,28 @@ class OnlineLearnerTemplate(SupervisedTemplate):
     def _before_training_exp(self, **kwargs):
         check_experience(self)
         super()._before_training_exp(**kwargs)
+
+
+class LocalRuleTemplate(OnlineLearnerTemplate):
+    """Base of the strategies whose learning is a local rule applied by the model (``PlasticModel``):
+    each training minibatch is one ``model.learn(x, y)`` step, with no autograd, no backward pass and no
+    optimizer step. Subclasses set ``reset_on_train`` (restart from the initial weights at each
+    ``train()`` call)."""
+
+    reset_on_train: bool = False
+
+    def train(self, experiences, eval_streams=None, **kwargs):
+        if self.reset_on_train:
+            self.model.reset()
+        return super().train(experiences, eval_streams, **kwargs)
+
+    def training_epoch(self, **kwargs):
+        with torch.no_grad():
+            super().training_epoch(**kwargs)
+
+    def backward(self) -> None:
+        """No backward pass: the rule is local."""
+
+    def optimizer_step(self) -> None:
+        """One online update of the rule on the current minibatch."""
+        self.model.learn(self.mb_x, self.mb_y)

@@ -18,7 +18,7 @@ from avalanche_plasticity.plasticity_rules.learner import (
 )
 from avalanche_plasticity.plasticity_rules.terms import PAPER_POOL
 
-from .online import OnlineLearnerTemplate, PlasticModel
+from .online import LocalRuleTemplate, PlasticModel
 
 #: Hidden widths of the authors' network (784-170-130-100-70-47).
 PAPER_HIDDEN_SIZES: tuple[int, ...] = (170, 130, 100, 70)
@@ -69,7 +69,7 @@ def deploy_learner(
     return deployed
 
 
-class MetaPlasticityRule(OnlineLearnerTemplate):
+class MetaPlasticityRule(LocalRuleTemplate):
     """Deploy a (meta-learned) plasticity rule online in any Avalanche classification stream.
 
     A fully connected softplus network (no biases) learns one update per training minibatch with
@@ -130,22 +130,6 @@ class MetaPlasticityRule(OnlineLearnerTemplate):
     def rule(self) -> dict[str, float]:
         """The deployed coefficients by term."""
         return self.learner.rule()
-
-    def train(self, experiences, eval_streams=None, **kwargs):
-        if self.reset_on_train:
-            self.model.reset()
-        return super().train(experiences, eval_streams, **kwargs)
-
-    def training_epoch(self, **kwargs):
-        with torch.no_grad():
-            super().training_epoch(**kwargs)
-
-    def backward(self) -> None:
-        """No backward pass: the rule is local."""
-
-    def optimizer_step(self) -> None:
-        """One online update of the plasticity rule on the current minibatch."""
-        self.model.learn(self.mb_x, self.mb_y)
 
 
 class FeedbackAlignment(MetaPlasticityRule):
