@@ -339,15 +339,37 @@ def contrastive(d: dict) -> list[str]:
         lines.append(f"Continual Omniglot, accuracy after {n} classes: {cells}.")
     if cont:
         lines.append("")
+    cfg = d.get("config") or {}
+    inner, factor = cfg.get("fewshot_inner") or {}, cfg.get("fewshot_steps_factor") or {}
+    names = {"sgd": "plain SGD", "nesterov": "SGD Nesterov 0.9"}
     for setting, r in (d.get("fewshot_omniglot") or {}).items():
-        cells = ", ".join(
-            f"{m} {100 * v['mean']:.1f} % (± {100 * v['ci95']:.1f} 95 % CI over {v['episodes']} test tasks; "
-            f"{100 * v['before_meta_training']:.1f} % before meta-training)"
-            for m, v in r.items()
-            if isinstance(v, dict) and "mean" in v
-        )
-        gap = f"; unrolled − contrastive: {r['gap_points']:+.1f} points" if "gap_points" in r else ""
-        lines.append(f"Few-shot Omniglot {setting} (same conv complex synapse, same budget): {cells}{gap}.")
+        lines += [
+            f"Few-shot Omniglot {setting}: the same conv complex synapse, meta-batch (8 tasks) and inner "
+            "budget (20 steps); each variant is tested with its own inner loop on 200 evaluation-class "
+            "tasks. Meta-training time: median seconds per meta-update x updates, one thread.",
+            "",
+            "| meta-gradient | inner loop | meta-updates | meta-training time | accuracy | 95 % CI | "
+            "before meta-training |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m, v in r.items():
+            if isinstance(v, dict) and "mean" in v:
+                est = "unrolled backprop" if m.startswith("unrolled") else "contrastive (symmetric)"
+                updates = cfg.get("meta_steps", 0) * factor.get(m, 1)
+                minutes = v["seconds_per_meta_step"] * updates / 60
+                loop = names.get(inner.get(m), inner.get(m, "?"))
+                acc, ci, before = 100 * v["mean"], 100 * v["ci95"], 100 * v["before_meta_training"]
+                lines.append(
+                    f"| {est} | {loop} | {updates} | {minutes:.0f} min | {acc:.1f} % | ± {ci:.1f} | "
+                    f"{before:.1f} % |"
+                )
+        lines.append("")
+        if "gap_points" in r:
+            same = r.get("gap_points_same_inner_loop")
+            lines.append(
+                f"Unrolled (plain SGD, the MAML-style baseline) − contrastive: {r['gap_points']:+.1f} points"
+                + (f"; with the same plain-SGD inner loop: {same:+.1f} points." if same is not None else ".")
+            )
     return lines
 
 

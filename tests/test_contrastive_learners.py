@@ -153,6 +153,27 @@ def test_conv_complex_synapse_few_shot_omniglot_step(omniglot_root):
     assert any(not torch.equal(before[k], v) for k, v in learner.state_dict().items())
 
 
+def test_conv_layer_norm_is_per_example_and_bad_norm_raises():
+    """``norm="layer"`` gives each image the same output alone or in a batch (what online deployment at
+    batch size 1 needs); batch-statistics BN does not."""
+    x = torch.rand(6, 1, 28, 28)
+    outs = {}
+    for norm in ("batch", "layer"):
+        learner = ComplexSynapseLearner(
+            ComplexSynapseConfig(
+                network={"kind": "conv", "channels": 4, "num_outputs": 3, "norm": norm}, task="classification"
+            )
+        )
+        theta = learner.theta()
+        fast = learner.initial_fast_weights(theta)
+        batched = learner.predict(fast, theta, x)
+        alone = torch.cat([learner.predict(fast, theta, x[i : i + 1]) for i in range(6)])
+        outs[norm] = (batched - alone).abs().max().item()
+    assert outs["layer"] < 1e-5 < outs["batch"]
+    with pytest.raises(ValueError, match="norm"):
+        ComplexSynapseConfig(network={"kind": "conv", "norm": "instance"}, task="classification")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Avalanche strategies
 # ---------------------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@
   zero and only the body is meta-learned, as in the paper's bandit code).
 
 Networks are given by a spec: ``{"kind": "mlp", "sizes": [in, hidden..., out], "activation": "tanh"}`` or
-``{"kind": "conv", "in_channels": 1, "channels": 32, "blocks": 4, "image_size": 28, "num_outputs": 5}``
-(3x3 conv, batch norm on batch statistics, ReLU, 2x2 max-pool on the first three blocks, linear head).
+``{"kind": "conv", "in_channels": 1, "channels": 32, "blocks": 4, "image_size": 28, "num_outputs": 5,
+"norm": "batch"}`` (3x3 conv, normalisation (``"batch"``: batch statistics; ``"layer"``: per example), ReLU,
+2x2 max-pool on the first three blocks, linear head).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ from .solvers import Params
 
 Tensor = torch.Tensor
 ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu}
+# Conv normalisation: "batch" normalises over the batch's statistics (the few-shot convention; with one
+# image per step it normalises each channel over that image's map alone, so online learning at batch size 1
+# sees other features than batched evaluation); "layer" normalises each example over its own channels and
+# map (GroupNorm with one group), identical at any batch size: the choice for online, continual deployment.
+NORMS = ("batch", "layer")
 
 
 def check_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +59,15 @@ def check_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
         if act not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
         return {"kind": "mlp", "sizes": sizes, "activation": act}
-    out = {"kind": "conv", "in_channels": 1, "channels": 32, "blocks": 4, "image_size": 28, "num_outputs": 5}
+    out = {
+        "kind": "conv",
+        "in_channels": 1,
+        "channels": 32,
+        "blocks": 4,
+        "image_size": 28,
+        "num_outputs": 5,
+        "norm": "batch",
+    }
     unknown = set(spec) - set(out)
     if unknown:
         raise ValueError(f"unknown conv network keys {sorted(unknown)}; accepted: {sorted(out)}")
@@ -61,6 +75,8 @@ def check_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
     for k in ("in_channels", "channels", "blocks", "image_size", "num_outputs"):
         if not isinstance(out[k], int) or out[k] < 1:
             raise ValueError(f"conv network {k} must be a positive int, got {out[k]!r}")
+    if out["norm"] not in NORMS:
+        raise ValueError(f"conv network norm must be one of {sorted(NORMS)}, got {out['norm']!r}")
     return out
 
 
@@ -90,7 +106,9 @@ def build_network(spec: dict[str, Any], seed: int) -> nn.Module:
     for b in range(spec["blocks"]):
         layers += [
             nn.Conv2d(c_in, spec["channels"], 3, padding=1),
-            nn.BatchNorm2d(spec["channels"], track_running_stats=False),
+            nn.BatchNorm2d(spec["channels"], track_running_stats=False)
+            if spec.get("norm", "batch") == "batch"
+            else nn.GroupNorm(1, spec["channels"]),
             nn.ReLU(),
         ]
         if b < 3:

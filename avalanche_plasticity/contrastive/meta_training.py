@@ -121,7 +121,9 @@ def meta_train_bilevel(
     step, history = 0, []
     if checkpoint is not None and resume and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint, kind=type(learner).__name__)
-        if ckpt["learner_config"] != dataclasses.asdict(learner.config):
+        # Rebuilt through the config class, so defaults added since the checkpoint was written fill in.
+        saved_config = dataclasses.asdict(type(learner.config)(**ckpt["learner_config"]))
+        if saved_config != dataclasses.asdict(learner.config):
             raise CheckpointError(f"checkpoint {checkpoint} was made with a different learner config")
         if {**ckpt["meta_config"], "steps": config.steps} != _config_dict(config):
             raise CheckpointError(
