@@ -241,24 +241,33 @@ def plasticity_rules(d: dict) -> list[str]:
         f"{cfg['omniglot']['shots']} images per class learned one at a time, query accuracy after the "
         f"pass; evaluation alphabets), mean ± std over {cfg['eval_seeds']} seeds × {cfg['eval_episodes']} "
         "episodes. Every method meta-learns its coefficients on background episodes (backprop and FA: the "
-        "pseudo-gradient's rate; learned: the ten-term pool with L1).",
+        "pseudo-gradient's rate; learned: the ten-term pool with L1), starting from the rate with the lowest "
+        "query cross-entropy on a grid (the learned rule from FA's). 'As read': the learned rule with only "
+        "its surviving terms.",
         "",
-        "| plastic layers | backprop | feedback alignment | learned rule | learned − FA |",
-        "|---|---|---|---|---|",
+        "| plastic layers | start rate (BP / FA) | backprop | feedback alignment | learned rule "
+        "| learned, as read | learned − FA |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for depth, row in sorted(d.get("online_acc", {}).items(), key=lambda kv: int(kv[0])):
+
+    def row_cells(row: dict) -> str:
+        chosen = (row.get("lr_grid") or {}).get("chosen", {})
+        start = f"{chosen['backprop']:g} / {chosen['fa']:g}" if chosen else "-"
         cells = [_pm(row.get(m)) for m in ("backprop", "fa", "learned")]
+        cells.append(_pm((row.get("learned") or {}).get("read_rule")))
         gap = row["learned"]["mean"] - row["fa"]["mean"] if "learned" in row and "fa" in row else None
-        lines.append(f"| {depth} | " + " | ".join(cells) + f" | {_gap(gap, 0.0)} |")
+        return f"{start} | " + " | ".join(cells) + f" | {_gap(gap, 0.0)} |"
+
+    for depth, row in sorted(d.get("omniglot", {}).items(), key=lambda kv: int(kv[0])):
+        lines.append(f"| {depth} | {row_cells(row)}")
     for depth, row in sorted(d.get("mnist", {}).items(), key=lambda kv: int(kv[0])):
-        cells = " | ".join(_pm(row.get(m)) for m in ("backprop", "fa", "learned"))
-        lines.append(f"| {depth}, MNIST episodes | {cells} | - |")
+        lines.append(f"| {depth}, MNIST episodes | {row_cells(row)}")
     if d.get("formula"):
         lines += ["", f"Learned rule at the paper's depth (5): `{d['formula']}`"]
     if d.get("surviving_terms"):
         lines += [f"Terms above 5 % of the largest: {', '.join(d['surviving_terms'])}."]
     cont = d.get("continual", {})
-    methods = ("backprop", "fa", "learned", "FLP", "OML")
+    methods = ("backprop", "fa", "learned", "learned_read", "FLP", "OML")
     if cont:
         lines += ["", "| continual stream (final accuracy) | " + " | ".join(methods) + " |"]
         lines.append("|---|" + "---|" * len(methods))
@@ -269,7 +278,13 @@ def plasticity_rules(d: dict) -> list[str]:
         lines += [
             "",
             f"One online step of the learned rule: {st['rule_step_s'] * 1e6:.0f} µs; a backprop SGD step "
-            f"on the same network: {st['backprop_sgd_step_s'] * 1e6:.0f} µs; ratio {st['ratio']:.2f}.",
+            f"on the same network: {st['backprop_sgd_step_s'] * 1e6:.0f} µs; ratio {st['ratio']:.2f}"
+            + (
+                f" (the generic, unfused step: {st['generic_rule_step_s'] * 1e6:.0f} µs, ratio "
+                f"{st['generic_ratio']:.2f})."
+                if "generic_ratio" in st
+                else "."
+            ),
         ]
     t = {k: v for k, v in d.get("targets", {}).items() if isinstance(v, bool)}
     if t:

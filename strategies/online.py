@@ -83,15 +83,18 @@ class PlasticModel(nn.Module):
         check_inputs(x, self.learner.input_shape)
         return self.learner.predict(self.fast_weights, self.learner.features(x).unsqueeze(0))[0]
 
-    @torch.no_grad()
     def learn(self, x: Tensor, y: Tensor) -> None:
+        if torch.is_grad_enabled():  # the strategy's training epoch already runs under no_grad
+            with torch.no_grad():
+                return self.learn(x, y)
         check_inputs(x, self.learner.input_shape, y, self.learner.num_outputs, self.task)
         if len(x) == 0:
             return
         y = y.reshape(len(x), -1) if self.task == "regression" else y
         new = self.learner.step(self.fast_weights, self.learner.features(x).unsqueeze(0), y.unsqueeze(0))
         for name, w in zip(self._names, new, strict=True):
-            setattr(self, name, w.detach())
+            if w is not getattr(self, name):  # an in-place rule keeps its tensors (and their cached views)
+                setattr(self, name, w.detach())
 
 
 def check_experience(strategy: Any) -> None:

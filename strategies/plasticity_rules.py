@@ -76,7 +76,9 @@ class MetaPlasticityRule(LocalRuleTemplate):
     ``W <- W + sum_r theta_r F_r`` through its fixed random feedback matrices; there is no optimizer and
     no autograd. Forward and feedback weights are drawn Xavier-uniform from ``seed``; the rule's
     coefficients never change here. Works with ``EvaluationPlugin`` and ``ReplayPlugin`` (replayed samples
-    join the online update). The paper learns one sample at a time: keep ``train_mb_size=1``.
+    join the online update). The paper learns one sample at a time: keep ``train_mb_size=1``; a
+    one-sample step of the paper's terms runs fused, as two outer products per layer
+    (:mod:`avalanche_plasticity.plasticity_rules.fused`).
 
     :param learner: a :class:`~avalanche_plasticity.plasticity_rules.PlasticityRuleLearner`, the path of
         its checkpoint, or a ``{term: coefficient}`` mapping.

@@ -114,7 +114,6 @@ def test_fused_rule_equals_dense_weighted_sum_of_terms():
         torch.testing.assert_close(new[l], dense)
 
 
-
 def test_in_place_deployment_step_equals_the_functional_step():
     """Deployment writes the update into the weights (grouped factors, weight decay as a scaling, a user
     term without factors added densely); it must give the functional step's weights, zero terms skipped."""
@@ -134,6 +133,59 @@ def test_in_place_deployment_step_equals_the_functional_step():
             torch.testing.assert_close(live[l], ref[l])
     finally:
         unregister_term(name)
+
+
+@pytest.mark.parametrize("feedback_kind", ["fixed", "symmetric"])
+@pytest.mark.parametrize("active", ["all", "released", "pseudo_gradient", "no_input_error"])
+def test_fused_single_sample_step_equals_the_generic_step(feedback_kind, active):
+    """The deployed one-sample step (terms collapsed into two outer products per layer) gives the
+    generic functional step's weights, with every term of the pool or only some of them on."""
+    from avalanche_plasticity.plasticity_rules.fused import fusable, fused_online_step_
+
+    W, B, x, y = _net(sizes=(7, 6, 5, 4), E=1)
+    x, y = x[:, :1], y[:, :1]
+    B = None if feedback_kind == "symmetric" else B
+    theta = torch.linspace(-0.3, 0.4, len(PAPER_POOL), dtype=torch.float64)
+    keep = {
+        "all": PAPER_POOL,
+        "released": ("pseudo_gradient", "error_hebbian", "oja"),
+        "pseudo_gradient": ("pseudo_gradient",),
+        "no_input_error": ("pseudo_gradient", "weight_decay", "activity_scaled_pseudo_gradient", "oja"),
+    }[active]
+    theta = torch.where(torch.tensor([t in keep for t in PAPER_POOL]), theta, torch.zeros_like(theta))
+    ref = plasticity_update(W, B, theta, PAPER_POOL, x, y)
+    live = [w.clone() for w in W]
+    assert fusable(PAPER_POOL, live, x) and not fusable(PAPER_POOL, W, torch.zeros(1, 2, 7))
+    fused_online_step_(live, B, dict(zip(PAPER_POOL, theta.tolist(), strict=True)), x, y, 10.0)
+    for l in range(len(W)):
+        torch.testing.assert_close(live[l], ref[l])
+
+
+def test_learner_deploys_the_fused_step_only_where_it_applies():
+    """``PlasticityRuleLearner.step`` in place at batch size 1 takes the fused path (same weights as the
+    generic path); at batch size 2 and with a user term it falls back to the generic step."""
+    coefficients = {t: 0.01 * (i + 1) for i, t in enumerate(PAPER_POOL)}
+    learner = rule_learner(PAPER_POOL, coefficients=coefficients, layer_sizes=(8, 6, 3), input_shape=(8,))
+    learner.freeze()
+    learner.inplace = True
+    fast = learner.initial_fast_weights(1)
+    x, y = torch.rand(1, 1, 8), torch.tensor([[2]])
+    results = {}
+    for fused in (True, False):
+        learner.fused = fused
+        state = [w.clone() for w in fast]
+        with torch.no_grad():
+            out = learner.step(state, x, y)
+        assert all(o is s for o, s in zip(out, state, strict=True))
+        results[fused] = out
+    for a, b in zip(results[True], results[False], strict=True):
+        torch.testing.assert_close(a, b)
+    # new coefficients (a state dict loaded into the deployed learner) reach the fused step
+    learner.fused = True
+    state = learner.state_dict()
+    state["raw_coefficients"] = state["raw_coefficients"] * 2
+    learner.load_state_dict(state)
+    assert learner._rule_numbers()["oja"] == pytest.approx(2 * coefficients["oja"])
 
 
 @pytest.mark.parametrize("explicit_feedback", [False, True])

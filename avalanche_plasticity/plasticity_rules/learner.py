@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .fused import fused_step_no_grad_, one_sample, paper_terms_only
 from .rule import SOFTPLUS_BETA, check_feedback, forward_activities, plasticity_update, xavier_uniform
 from .terms import PAPER_POOL, get_term
 
@@ -157,6 +158,13 @@ class PlasticityRuleLearner(nn.Module):
         #: copy of every weight matrix per step). Off by default (``step`` stays a pure function); the
         #: strategies and :func:`~.training.online_accuracy` turn it on for tensors they own.
         self.inplace = False
+        #: With ``inplace`` at batch size 1, use :func:`~.fused.fused_online_step_` (same update).
+        self.fused = True
+        # the fused step's preconditions that never change: paper terms only (then: the layer count)
+        layers = len(config.layer_sizes) - 1
+        self._fast_path = layers if paper_terms_only(config.terms) else 0
+        self._state_size = layers if config.feedback == "symmetric" else 2 * layers
+        self._beta = float(config.beta)
         if config.l1 > 0:
             l1 = config.l1
             self.raw_coefficients.register_hook(
@@ -217,6 +225,13 @@ class PlasticityRuleLearner(nn.Module):
 
     def step(self, fast: Sequence[Tensor], features: Tensor, targets: Tensor) -> list[Tensor]:
         """One online update of every layer with the rule (see :func:`.rule.plasticity_update`)."""
+        if self._fast_path and self.inplace and self.fused and not torch.is_grad_enabled():
+            L = self._fast_path
+            if len(fast) == self._state_size and one_sample(fast, features):
+                # one sample, paper terms: the algebraically fused step (same result, fewer kernels)
+                feedback = None if len(fast) == L else fast[L:]
+                fused_step_no_grad_(fast[:L], feedback, self._rule_numbers(), features, targets, self._beta)
+                return list(fast)
         weights, feedback = self.split(fast)
         terms, coefs = self.config.terms, self.coefficients
         deploying = not torch.is_grad_enabled() or not coefs.requires_grad
@@ -228,6 +243,15 @@ class PlasticityRuleLearner(nn.Module):
             weights, feedback, coefs, terms, features, targets, beta=self.config.beta, inplace=inplace
         )
         return new if feedback is None else new + feedback
+
+    def _rule_numbers(self) -> dict[str, float]:
+        """The coefficients as Python numbers, recomputed only when they change (checked by the
+        parameter's version counter, which every in-place write and optimizer step bumps)."""
+        key = (self.raw_coefficients._version, self.raw_coefficients.data_ptr())
+        if getattr(self, "_rule_cache", (None,))[0] != key:
+            with torch.no_grad():
+                self._rule_cache = (key, self.rule())
+        return self._rule_cache[1]
 
     def predict(self, fast: Sequence[Tensor], features: Tensor) -> Tensor:
         """Logits ``(E, B, classes)``."""

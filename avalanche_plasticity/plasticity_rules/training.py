@@ -64,10 +64,11 @@ def coefficient_history(history: list[dict[str, float]], terms: tuple[str, ...])
 
 
 @torch.no_grad()
-def online_accuracy(
+def online_evaluation(
     learner: PlasticityRuleLearner, batch: EpisodeBatch, *, seed: int = 0, chunk: int = 16
-) -> Tensor:
-    """Query accuracy of each episode after one online pass over its support samples, ``(E,)``.
+) -> dict[str, Tensor]:
+    """Query accuracy and query cross-entropy (the meta-objective) of each episode after one online pass
+    over its support samples: ``{"accuracy": (E,), "loss": (E,)}``.
 
     The initial and feedback weights of every episode are drawn from a generator seeded with ``seed``.
     """
@@ -75,13 +76,23 @@ def online_accuracy(
     learner.generator = torch.Generator().manual_seed(seed)
     learner.inplace = True  # the weights below are ours
     try:
-        accs = []
+        accs, losses = [], []
         for i in range(0, batch.episodes, chunk):
             sx, sy = batch.support_x[i : i + chunk], batch.support_y[i : i + chunk]
             qx, qy = batch.query_x[i : i + chunk], batch.query_y[i : i + chunk]
             fast = run_trajectory(learner, learner.initial_fast_weights(len(sx)), learner.features(sx), sy)
             out = learner.predict(fast, learner.features(qx))
             accs.append((out.argmax(-1) == qy).float().mean(-1))
-        return torch.cat(accs)
+            ce = torch.nn.functional.cross_entropy(out.transpose(1, -1), qy, reduction="none")
+            losses.append(ce.mean(-1))
+        return {"accuracy": torch.cat(accs), "loss": torch.cat(losses)}
     finally:
         learner.generator, learner.inplace = saved, saved_inplace
+
+
+def online_accuracy(
+    learner: PlasticityRuleLearner, batch: EpisodeBatch, *, seed: int = 0, chunk: int = 16
+) -> Tensor:
+    """Query accuracy of each episode after one online pass over its support samples, ``(E,)`` (see
+    :func:`online_evaluation`)."""
+    return online_evaluation(learner, batch, seed=seed, chunk=chunk)["accuracy"]
