@@ -56,24 +56,6 @@ def one_sample(weights: Sequence[Tensor], x: Tensor) -> bool:
     return x.shape[:-1] == (1, 1) and weights[0].shape[0] == 1
 
 
-def fused_online_step_(
-    weights: Sequence[Tensor],
-    feedback: Sequence[Tensor] | None,
-    coefficients: Mapping[str, float],
-    x: Tensor,
-    label: Tensor,
-    beta: float,
-) -> None:
-    """One online step of the rule, written into ``weights`` in place (deployment, no autograd).
-
-    :param weights: ``W_l`` of shape ``(1, out, in)``; :param feedback: ``B_l`` likewise, or None (B = W).
-    :param coefficients: ``{term: theta}`` over the paper's terms (absent terms are 0).
-    :param x: ``(1, 1, n_0)``; :param label: ``(1, 1)`` class index.
-    """
-    with torch.no_grad():
-        fused_step_no_grad_(weights, feedback, coefficients, x, label, beta)
-
-
 def fused_step_no_grad_(
     weights: Sequence[Tensor],
     feedback: Sequence[Tensor] | None,
@@ -82,7 +64,13 @@ def fused_step_no_grad_(
     label: Tensor,
     beta: float,
 ) -> None:
-    """:func:`fused_online_step_` for callers already under ``torch.no_grad`` (saves entering it)."""
+    """One online step of the rule, written into ``weights`` in place; the caller runs it under
+    ``torch.no_grad`` (:func:`fused_online_step_` enters it for you).
+
+    :param weights: ``W_l`` of shape ``(1, out, in)``; :param feedback: ``B_l`` likewise, or None (B = W).
+    :param coefficients: ``{term: theta}`` over the paper's terms (absent terms are 0).
+    :param x: ``(1, 1, n_0)``; :param label: ``(1, 1)`` class index.
+    """
     c = [float(coefficients.get(t, 0.0)) for t in PAPER_POOL]
     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = c
     Ws, WTs = zip(*(_matrix_views(W) for W in weights), strict=True)
@@ -139,5 +127,8 @@ def fused_step_no_grad_(
         if c4:
             W.sub_(q, alpha=c4)
 
+
+#: :func:`fused_step_no_grad_` under ``torch.no_grad`` (deployment, no autograd).
+fused_online_step_ = torch.no_grad()(fused_step_no_grad_)
 
 __all__ = ["fusable", "fused_online_step_", "fused_step_no_grad_", "one_sample", "paper_terms_only"]
