@@ -262,6 +262,20 @@ def plasticity_rules(d: dict) -> list[str]:
         lines.append(f"| {depth} | {row_cells(row)}")
     for depth, row in sorted(d.get("mnist", {}).items(), key=lambda kv: int(kv[0])):
         lines.append(f"| {depth}, MNIST episodes | {row_cells(row)}")
+    zero_shot = [
+        f"{name} {_pm(row.get('paper_depth_rule_zero_shot'))}"
+        for name in ("omniglot", "mnist")
+        for depth, row in (d.get(name) or {}).items()
+        if row.get("paper_depth_rule_zero_shot")
+    ]
+    if zero_shot:
+        lines += [
+            "",
+            "Deeper than the paper's depth, the learned rule's meta-training starts from the depth-5 rule. "
+            "That rule run unchanged on the depth-10 net, before any meta-training there: "
+            + ", ".join(zero_shot)
+            + ".",
+        ]
     if d.get("formula"):
         lines += ["", f"Learned rule at the paper's depth (5): `{d['formula']}`"]
     if d.get("surviving_terms"):
