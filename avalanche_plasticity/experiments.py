@@ -16,6 +16,7 @@ import json
 import math
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +266,9 @@ def run_stream_matrix(
     """Train on the train stream one experience at a time; after the numbers of experiences in
     ``eval_after`` (default: every one), evaluate on the test experiences seen so far.
 
+    A strategy that raises ``FloatingPointError`` (a local rule whose weights diverged) stops the stream
+    with a warning, and its curve is NaN from that experience on.
+
     :returns: ``(curve, matrix)``: ``curve[k]`` is ``<metric>`` on all ``k`` experiences seen;
         ``matrix[k][j]`` is the per-experience metric (``..._Exp``) on test experience ``j < k`` after
         training on ``k`` experiences (the rows of the forgetting / accuracy matrix, at the evaluation
@@ -277,7 +281,12 @@ def run_stream_matrix(
     matrix: dict[int, dict[int, float]] = {}
     bar = tqdm(total=n, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     for i, exp in enumerate(benchmark.train_stream):
-        strategy.train(exp)
+        try:
+            strategy.train(exp)
+        except FloatingPointError as err:  # a local rule diverged: the rest of the curve is NaN
+            warnings.warn(f"stream stopped at experience {i}: {err}", RuntimeWarning, stacklevel=2)
+            curve.update({k: math.nan for k in points if k > i})
+            break
         bar.update(1)
         if i + 1 in points:
             res = strategy.eval(benchmark.test_stream[: i + 1])

@@ -407,17 +407,19 @@ def continual_section(results: dict, cfg: dict, root: str | None, save) -> None:
                 n = len(bm.train_stream)
                 curve = run_stream(build(method, classes[stream], s), bm, eval_after=[n])
                 finals.append(curve[n])
+            finite = [a for a in finals if math.isfinite(a)]  # NaN: the rule's weights diverged
+            diverged = len(finals) - len(finite)
             sec[method] = {
-                "mean": statistics.mean(finals),
-                "std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
-                "per_seed": finals,
+                "mean": statistics.mean(finite) if finite else None,
+                "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+                "per_seed": [a if math.isfinite(a) else None for a in finals],
+                "diverged_seeds": diverged,
                 "seconds": time.perf_counter() - t0,
                 "done": True,
             }
-            print(
-                f"[continual {stream}] {method}:",
-                f"final acc {sec[method]['mean']:.3f} +- {sec[method]['std']:.3f}",
-            )
+            if diverged:
+                sec[method]["skipped"] = f"diverged ({diverged}/{len(finals)} seeds)"
+            print(f"[continual {stream}] {method}: final acc {sec[method]['mean']} ({diverged} diverged)")
             save()
 
 

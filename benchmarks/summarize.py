@@ -310,7 +310,8 @@ def _pm(r: dict | None) -> str:
     """``mean ± std`` in percent, or why there is none."""
     if not r or r.get("mean") is None:
         return (r or {}).get("skipped", "-") if r else "-"
-    return f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
+    extra = f" ({r['diverged_seeds']} diverged)" if r.get("diverged_seeds") else ""
+    return f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}{extra}"
 
 
 def contrastive(d: dict) -> list[str]:

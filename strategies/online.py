@@ -156,6 +156,16 @@ class LocalRuleTemplate(OnlineLearnerTemplate):
     def training_epoch(self, **kwargs):
         with torch.no_grad():
             super().training_epoch(**kwargs)
+        # a diverged rule would otherwise go on predicting one class in silence (checked once per epoch:
+        # per step would cost a tenth of the step)
+        bad = [i for i, w in enumerate(self.model.fast_weights) if not bool(torch.isfinite(w).all())]
+        if bad:
+            raise FloatingPointError(
+                f"{type(self).__name__}: plastic weight tensors {bad} became non-finite (NaN/inf) while "
+                f"training experience {self.experience.current_experience}: the rule diverges on this "
+                "stream. Lower its rates, drop unstable terms (e.g. a negative weight decay), or "
+                "meta-train it on episodes as long as the stream."
+            )
 
     def backward(self) -> None:
         """No backward pass: the rule is local."""

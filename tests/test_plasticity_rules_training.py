@@ -162,6 +162,28 @@ def test_feedback_alignment_strategy_learns_online(mnist_root):
     assert res[key] > 0.8, res[key]
 
 
+def test_strategy_reports_a_diverging_rule(mnist_root):
+    """A rule that blows its weights up (here: a strong negative weight decay) raises a clear error at
+    the end of the experience instead of silently predicting one class."""
+    bm = _split_mnist(mnist_root, n=100)
+    strategy = MetaPlasticityRule(
+        learner={"pseudo_gradient": 0.03, "weight_decay": -100.0},  # W grows 101-fold a step
+        num_classes=10,
+        hidden_sizes=(16,),
+        input_shape=SHAPE,
+        evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
+    )
+    with pytest.raises(FloatingPointError, match="non-finite.*diverges"):
+        strategy.train(bm.train_stream[0])
+    # the stream runner (compare, benchmarks) stops there and reports NaN, with a warning
+    from avalanche_plasticity.experiments import run_stream
+
+    strategy.model.reset()
+    with pytest.warns(RuntimeWarning, match="stream stopped at experience 0"):
+        curve = run_stream(strategy, bm, eval_after=[1, 5])
+    assert set(curve) == {1, 5} and all(v != v for v in curve.values())
+
+
 def test_strategy_bad_input_raises():
     with pytest.raises(TypeError, match="learner must be a PlasticityRuleLearner"):
         MetaPlasticityRule(learner=42)
