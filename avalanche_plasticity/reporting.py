@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +17,38 @@ if TYPE_CHECKING:
 
 
 def write_results(payload: dict[str, Any], path: str | Path) -> None:
-    """Write a benchmark's results as indented JSON (creating the folder) and say where."""
+    """Write a benchmark's results as indented JSON (creating the folder) and say where. The file is
+    replaced atomically, so a run killed while writing leaves the previous results intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
     print(f"wrote {path}")
+
+
+def run_recorder(
+    payload: dict[str, Any], path: str | Path, *, show_result: bool = False, wall_seconds: bool = True
+) -> Callable[[str, str, Callable[[], Any]], Any]:
+    """``record(section, key, fn)`` for resumable benchmarks: returns ``payload["runs"][section][key]``
+    when a previous run finished it, else runs ``fn``, stores its result (adding ``wall_seconds`` to a
+    dict result when asked) and writes ``payload`` to ``path`` at once."""
+
+    def record(section: str, key: str, fn: Callable[[], Any]) -> Any:
+        runs = payload.setdefault("runs", {}).setdefault(section, {})
+        if key in runs:
+            return runs[key]
+        start = time.perf_counter()
+        result = runs[key] = fn()
+        seconds = time.perf_counter() - start
+        if wall_seconds and isinstance(result, dict):
+            result.setdefault("wall_seconds", seconds)
+        shown = f": {result}" if show_result else ""
+        print(f"[{section}] {key}{shown}: done in {seconds:.0f} s", flush=True)
+        write_results(payload, path)
+        return result
+
+    return record
 
 
 def cpu_name() -> str:

@@ -29,7 +29,7 @@ from avalanche_plasticity.alignment import FeedbackTrainer, available_rules, con
 from avalanche_plasticity.alignment.learning import add_update_noise
 from avalanche_plasticity.alignment.models import conv_net
 from avalanche_plasticity.data import load_fashion_mnist, load_mnist
-from avalanche_plasticity.reporting import machine, write_results
+from avalanche_plasticity.reporting import machine, run_recorder, write_results
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("test_acc", "depth_sweep", "noise", "split_mnist", "step_time")
@@ -172,15 +172,7 @@ def main() -> None:
     ):
         payload.setdefault(key, {})
 
-    def record(section: str, key: str, fn):
-        runs = payload["runs"].setdefault(section, {})
-        if key in runs:
-            return runs[key]
-        start = time.perf_counter()
-        runs[key] = fn()
-        print(f"[{section}] {key}: {runs[key]}  ({time.perf_counter() - start:.0f} s)", flush=True)
-        write_results(payload, out)
-        return runs[key]
+    record = run_recorder(payload, out, show_result=True, wall_seconds=False)
 
     mnist = (load_mnist("train", root=args.data_root), load_mnist("test", root=args.data_root))
     fashion = (

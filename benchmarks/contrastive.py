@@ -56,7 +56,7 @@ from avalanche_plasticity.contrastive import (
     tasks_from_episodes,
     unrolled_meta_gradient,
 )
-from avalanche_plasticity.reporting import machine, write_results
+from avalanche_plasticity.reporting import machine, run_recorder, write_results
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("gradient_quality", "memory_time", "fewshot_omniglot", "continual")
@@ -630,17 +630,7 @@ def main() -> None:
     payload.setdefault("runs", {})
     payload.setdefault("fewshot_omniglot", {})
 
-    def record(section: str, key: str, fn):
-        runs = payload["runs"].setdefault(section, {})
-        if key in runs:
-            return runs[key]
-        start = time.perf_counter()
-        runs[key] = fn()
-        if isinstance(runs[key], dict):
-            runs[key]["wall_seconds"] = time.perf_counter() - start
-        print(f"[{section}] {key}: done in {time.perf_counter() - start:.0f} s", flush=True)
-        write_results(payload, out)
-        return runs[key]
+    record = run_recorder(payload, out)
 
     if "gradient_quality" not in skip:
         q = record("gradient_quality", "sine_mlp", lambda: gradient_quality(args.quality_tasks, args.seed))

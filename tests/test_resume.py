@@ -131,3 +131,21 @@ def test_compare_resumes_from_finished_runs(tmp_path, monkeypatch, capsys):
     assert len(calls) == 1 + 2
     assert main([*args, "--no-resume"]) == 0
     assert len(calls) == 1 + 2 + 4
+
+
+def test_benchmark_run_recorder_resumes_finished_runs(tmp_path):
+    """A finished benchmark run is written at once (atomically) and not run again on resume."""
+    import json
+
+    from avalanche_plasticity.reporting import run_recorder
+
+    out = tmp_path / "results.json"
+    calls = []
+    record = run_recorder({}, out)
+    assert record("s", "k", lambda: calls.append(1) or {"acc": 0.5})["acc"] == 0.5
+    saved = json.loads(out.read_text())
+    assert saved["runs"]["s"]["k"]["acc"] == 0.5 and "wall_seconds" in saved["runs"]["s"]["k"]
+    assert not list(tmp_path.glob(".*.tmp"))
+    again = run_recorder(saved, out)
+    assert again("s", "k", lambda: calls.append(2) or {"acc": 0.0})["acc"] == 0.5
+    assert calls == [1]
