@@ -136,7 +136,7 @@ def test_in_place_deployment_step_equals_the_functional_step():
 
 
 @pytest.mark.parametrize("feedback_kind", ["fixed", "symmetric"])
-@pytest.mark.parametrize("active", ["all", "released", "pseudo_gradient", "no_input_error"])
+@pytest.mark.parametrize("active", ["all", "released", "pseudo_gradient", "no_input_error", "gate_only"])
 def test_fused_single_sample_step_equals_the_generic_step(feedback_kind, active):
     """The deployed one-sample step (terms collapsed into two outer products per layer) gives the
     generic functional step's weights, with every term of the pool or only some of them on."""
@@ -151,6 +151,7 @@ def test_fused_single_sample_step_equals_the_generic_step(feedback_kind, active)
         "released": ("pseudo_gradient", "error_hebbian", "oja"),
         "pseudo_gradient": ("pseudo_gradient",),
         "no_input_error": ("pseudo_gradient", "weight_decay", "activity_scaled_pseudo_gradient", "oja"),
+        "gate_only": ("error_activity_sandwich",),  # reads e_{l-1} only through its gate
     }[active]
     theta = torch.where(torch.tensor([t in keep for t in PAPER_POOL]), theta, torch.zeros_like(theta))
     ref = plasticity_update(W, B, theta, PAPER_POOL, x, y)

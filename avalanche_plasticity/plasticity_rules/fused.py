@@ -87,7 +87,7 @@ def fused_step_no_grad_(
     error = probs.clone()
     error[int(label)] -= 1.0  # e_L = softmax(z_L) - onehot(label)
     # errors through the feedback pathway: e_{l} = (e_{l+1} B_{l+1}) * (1 - exp(-beta y_l))
-    need_input_error = any((c1, c2, c4, c6, c8))
+    need_input_error = any((c1, c2, c4, c6, c7, c8))  # the terms that read e_{l-1} (F7 through its gate)
     errors = [error]
     for l in range(len(Ws) - 1, -1, -1):
         if l == 0 and not need_input_error:
