@@ -243,16 +243,19 @@ def plasticity_rules(d: dict) -> list[str]:
         "episodes. Every method meta-learns its coefficients on background episodes (backprop and FA: the "
         "pseudo-gradient's rate; learned: the ten-term pool with L1), starting from the rate with the lowest "
         "query cross-entropy on a grid (the learned rule from FA's). 'As read': the learned rule with only "
-        "its surviving terms.",
+        "its surviving terms. 'Input signal': at the initial (Xavier) weights, how much of the last hidden "
+        "layer's activity still depends on the input (std across samples over mean magnitude).",
         "",
-        "| plastic layers | start rate (BP / FA) | backprop | feedback alignment | learned rule "
-        "| learned, as read | learned − FA |",
-        "|---|---|---|---|---|---|---|",
+        "| plastic layers | input signal | start rate (BP / FA) | backprop | feedback alignment "
+        "| learned rule | learned, as read | learned − FA |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def row_cells(row: dict) -> str:
         chosen = (row.get("lr_grid") or {}).get("chosen", {})
         start = f"{chosen['backprop']:g} / {chosen['fa']:g}" if chosen else "-"
+        signal = row.get("input_signal_by_layer")
+        start = (f"{signal[-1]:.2f}" if signal else "-") + f" | {start}"
         cells = [_pm(row.get(m)) for m in ("backprop", "fa", "learned")]
         cells.append(_pm((row.get("learned") or {}).get("read_rule")))
         gap = row["learned"]["mean"] - row["fa"]["mean"] if "learned" in row and "fa" in row else None
