@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from avalanche_plasticity.meta_learning import MetaTrainConfig
 from avalanche_plasticity.plasticity_rules import (
     PAPER_POOL,
+    alignment_with_backprop,
     coefficient_history,
     deeper_sizes,
     fixed_episodes,
@@ -211,6 +212,19 @@ def read_rules(entry: dict[str, Any], sizes: tuple[int, ...], held: list) -> Non
             entry[key] = {**evaluate(make_learner_from(sparse, sizes), held), "theta": sparse}
 
 
+def alignment(rule: dict[str, float], method: str, sizes: tuple[int, ...], batch) -> dict[str, list[float]]:
+    """Per layer (first first), the cosine of the teaching signal and of the whole update with backprop's
+    during the online pass (:func:`alignment_with_backprop`; the paper's Fig. 4c angle is its arccos)."""
+    learner = rule_learner(
+        tuple(rule),
+        coefficients=rule,
+        layer_sizes=sizes,
+        input_shape=INPUT_SHAPE,
+        feedback="symmetric" if method == "backprop" else "fixed",
+    ).freeze()
+    return {k: v.tolist() for k, v in alignment_with_backprop(learner, batch).items()}
+
+
 def make_learner_from(rule: dict[str, float], sizes: tuple[int, ...]) -> PlasticityRuleLearner:
     return rule_learner(tuple(rule), coefficients=rule, layer_sizes=sizes, input_shape=INPUT_SHAPE).freeze()
 
@@ -295,6 +309,9 @@ def episodes_section(
                 if method == "learned" and "top3_rule" not in row[method]:
                     read_rules(row[method], sizes, held)
                     save()
+                if "alignment" not in row[method]:
+                    row[method]["alignment"] = alignment(row[method]["theta"], method, sizes, held[0])
+                    save()
                 continue
             init = chosen["backprop" if method == "backprop" else "fa"]
             # deeper than the paper's depth: the learned rule starts from the paper-depth rule (its
@@ -342,6 +359,7 @@ def episodes_section(
                 entry["formula"] = rule_formula(rule)
                 entry["surviving_terms"] = surviving_terms(rule)
                 save_rule_report(report_dir, rule, traj, name=f"{name}_depth{depth}_learned")
+            entry["alignment"] = alignment(rule, method, sizes, held[0])
             row[method] = entry
             if method == "learned":
                 read_rules(row["learned"], sizes, held)

@@ -279,6 +279,33 @@ def plasticity_rules(d: dict) -> list[str]:
             + ", ".join(zero_shot)
             + ".",
         ]
+    align_rows = [
+        (name, depth, row)
+        for name in ("omniglot", "mnist")
+        for depth, row in sorted((d.get(name) or {}).items(), key=lambda kv: int(kv[0]))
+        if all("alignment" in (row.get(m) or {}) for m in ("fa", "learned"))
+    ]
+    if align_rows:
+
+        def hidden(row: dict, method: str, key: str) -> str:
+            # hidden layers only (the output layer's error is exact for every rule), nearest the output first
+            return " / ".join(f"{v:.2f}" for v in reversed(row[method]["alignment"][key][:-1]))
+
+        lines += [
+            "",
+            "Alignment with backprop during the online pass (paper Fig. 4c reads its arccos as an angle): "
+            "the mean cosine, over the steps of one held-out seed's episodes, between the error each hidden "
+            "layer receives and backprop's, and between the rule's whole update and backprop's SGD step; "
+            "hidden layers from the output down. Backprop is 1 everywhere.",
+            "",
+            "| episodes, plastic layers | teaching signal, FA | teaching signal, learned | update, learned |",
+            "|---|---|---|---|",
+        ]
+        for name, depth, row in align_rows:
+            lines.append(
+                f"| {name}, {depth} | {hidden(row, 'fa', 'teaching_signal')} "
+                f"| {hidden(row, 'learned', 'teaching_signal')} | {hidden(row, 'learned', 'update')} |"
+            )
     if d.get("formula"):
         lines += ["", f"Learned rule at the paper's depth (5): `{d['formula']}`"]
     if d.get("surviving_terms"):

@@ -13,6 +13,7 @@ from avalanche_plasticity.plasticity_rules import (
     LayerSignals,
     PlasticityRuleConfig,
     PlasticityRuleLearner,
+    alignment_with_backprop,
     feedback_errors,
     forward_activities,
     get_term,
@@ -28,6 +29,7 @@ from avalanche_plasticity.plasticity_rules import (
 from avalanche_plasticity.plasticity_rules.learner import deeper_sizes, load_rule, save_rule
 from avalanche_plasticity.plasticity_rules.rule import combined_update
 from avalanche_plasticity.plasticity_rules.terms import TERMS
+from avalanche_plasticity.tasks import EpisodeBatch
 
 # ---------------------------------------------------------------------------------------------------
 # Each term against a hand computation, element by element, on a tiny layer (out=2, in=3, two samples)
@@ -435,3 +437,53 @@ def test_deeper_sizes_doubles_layers():
     assert min(sizes[1:-1]) == 70 and list(sizes[1:-1]) == sorted(sizes[1:-1], reverse=True)
     with pytest.raises(ValueError, match="at least one hidden layer"):
         deeper_sizes((784, 47))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Alignment with backprop during the online pass (the paper's Fig. 4c reading)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _random_episodes(episodes: int = 3, steps: int = 12, n_in: int = 8, classes: int = 3) -> EpisodeBatch:
+    g = torch.Generator().manual_seed(0)
+    return EpisodeBatch(
+        support_x=torch.rand(episodes, steps, 1, n_in, generator=g),
+        support_y=torch.randint(0, classes, (episodes, steps, 1), generator=g),
+        query_x=torch.rand(episodes, 2, n_in, generator=g),
+        query_y=torch.randint(0, classes, (episodes, 2), generator=g),
+    )
+
+
+def test_alignment_is_one_for_backprop_and_fa_is_exact_only_at_the_output():
+    batch, sizes = _random_episodes(), (8, 16, 12, 3)
+    bp = rule_learner(
+        "pseudo_gradient", layer_sizes=sizes, coefficients={"pseudo_gradient": 0.1}, feedback="symmetric"
+    )
+    for v in alignment_with_backprop(bp, batch).values():
+        torch.testing.assert_close(v, torch.ones(3))
+    fa = rule_learner("pseudo_gradient", layer_sizes=sizes, coefficients={"pseudo_gradient": 0.1})
+    out = alignment_with_backprop(fa, batch)
+    torch.testing.assert_close(out["teaching_signal"][-1], torch.tensor(1.0))
+    assert (out["teaching_signal"][:-1] < 0.9).all()
+    # the pseudo-gradient alone: dW = -e y^T, so the update is exactly as aligned as its teaching signal
+    torch.testing.assert_close(out["update"], out["teaching_signal"])
+
+
+def test_alignment_of_the_update_counts_every_term():
+    """Adding a weight-decay term leaves the teaching signal alone but turns the update away from SGD's:
+    the update's cosine is computed from the rule's whole update, by hand here for one step."""
+    batch, sizes = _random_episodes(episodes=1, steps=1), (8, 5, 3)
+    rule = {"pseudo_gradient": 0.1, "weight_decay": 0.5}
+    learner = rule_learner(tuple(rule), layer_sizes=sizes, coefficients=rule, feedback="symmetric")
+    out = alignment_with_backprop(learner, batch, seed=4)
+    torch.testing.assert_close(out["teaching_signal"], torch.ones(2))
+    learner.generator = torch.Generator().manual_seed(4)
+    W, _ = learner.split(learner.initial_fast_weights(1))
+    x, y = batch.support_x[:, 0], batch.support_y[:, 0]
+    sgd = plasticity_update(W, None, torch.ones(1), ("pseudo_gradient",), x, y)
+    for l in range(2):
+        step_sgd = (sgd[l] - W[l]).flatten()
+        step_rule = 0.1 * step_sgd - 0.5 * W[l].flatten()  # weight decay: -W (one sample)
+        expected = F.cosine_similarity(step_rule, step_sgd, dim=0)
+        torch.testing.assert_close(out["update"][l], expected)
+        assert out["update"][l] < 0.99

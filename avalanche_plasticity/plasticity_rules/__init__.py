@@ -20,7 +20,13 @@ from .learner import (
 from .reading import rule_formula, rule_markdown, rule_table, save_rule_report, surviving_terms
 from .rule import feedback_errors, forward_activities, plasticity_update, term_updates, xavier_uniform
 from .terms import PAPER_POOL, RELEASED_POOL, TERMS, LayerSignals, get_term, register_term, unregister_term
-from .training import coefficient_history, meta_train_rule, online_accuracy, online_evaluation
+from .training import (
+    alignment_with_backprop,
+    coefficient_history,
+    meta_train_rule,
+    online_accuracy,
+    online_evaluation,
+)
 
 __all__ = [
     "DEFAULT_TERM_LR_SCALE",
@@ -31,6 +37,7 @@ __all__ = [
     "LayerSignals",
     "PlasticityRuleConfig",
     "PlasticityRuleLearner",
+    "alignment_with_backprop",
     "coefficient_history",
     "deeper_sizes",
     "feedback_errors",

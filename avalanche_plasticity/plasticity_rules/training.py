@@ -11,6 +11,7 @@ import torch
 from ..meta_learning import MetaTrainConfig, MetaTrainResult, meta_train, run_trajectory
 from ..tasks import EpisodeBatch
 from .learner import PlasticityRuleLearner
+from .rule import feedback_errors, forward_activities, plasticity_update
 
 Tensor = torch.Tensor
 
@@ -96,3 +97,53 @@ def online_accuracy(
     """Query accuracy of each episode after one online pass over its support samples, ``(E,)`` (see
     :func:`online_evaluation`)."""
     return online_evaluation(learner, batch, seed=seed, chunk=chunk)["accuracy"]
+
+
+@torch.no_grad()
+def alignment_with_backprop(
+    learner: PlasticityRuleLearner, batch: EpisodeBatch, *, seed: int = 0, chunk: int = 16
+) -> dict[str, Tensor]:
+    """How closely the rule follows backprop, layer by layer, during one online pass of each episode.
+
+    At every online step, at the weights the rule has reached so far and for that step's sample:
+
+    - ``"teaching_signal"``: the cosine between the error the feedback pathway delivers to each layer's
+      output, ``e_l``, and backprop's ``delta_l`` (the same error sent back through the forward weights).
+      The paper plots its angle, ``alpha_l = arccos(cos)`` (Fig. 4c): 0 at the output layer, and for FA
+      growing with distance from it.
+    - ``"update"``: the cosine between the rule's whole update ``dW_l`` (every term) and the backprop SGD
+      step ``-dL/dW_l``.
+
+    Both are averaged over steps and episodes; backprop gives 1 everywhere. Episodes draw their initial
+    and feedback weights from a generator seeded with ``seed``, as in :func:`online_evaluation`.
+
+    :returns: ``{"teaching_signal": (layers,), "update": (layers,)}``, first layer first.
+    """
+    cos = torch.nn.functional.cosine_similarity
+    saved = learner.generator
+    learner.generator = torch.Generator().manual_seed(seed)
+    terms, coefs, beta = learner.config.terms, learner.coefficients.detach(), learner.config.beta
+    sgd = torch.ones(1)
+    try:
+        signal, update, count = torch.zeros(learner.num_layers), torch.zeros(learner.num_layers), 0
+        for i in range(0, batch.episodes, chunk):
+            sx, sy = batch.support_x[i : i + chunk], batch.support_y[i : i + chunk]
+            weights, feedback = learner.split(learner.initial_fast_weights(len(sx)))
+            feats = learner.features(sx)
+            for t in range(feats.shape[1]):
+                x, y = feats[:, t], sy[:, t]
+                acts, logits = forward_activities(weights, x, beta)
+                delivered = feedback_errors(feedback or weights, acts, logits, y, beta)
+                exact = feedback_errors(weights, acts, logits, y, beta)
+                new = plasticity_update(weights, feedback, coefs, terms, x, y, beta=beta)
+                sgd_step = plasticity_update(weights, None, sgd, ("pseudo_gradient",), x, y, beta=beta)
+                for l, W in enumerate(weights):
+                    signal[l] += cos(delivered[l + 1].flatten(1), exact[l + 1].flatten(1), dim=1).sum()
+                    dW, dW_sgd = (new[l] - W).flatten(1), (sgd_step[l] - W).flatten(1)
+                    update[l] += cos(dW, dW_sgd, dim=1).sum()
+                weights = new
+                count += len(sx)
+        n = max(count, 1)
+        return {"teaching_signal": signal / n, "update": update / n}
+    finally:
+        learner.generator = saved
