@@ -3,7 +3,7 @@
 ::
 
     avalanche-plasticity compare                       # continual sine: FLP, OML, Naive, EWC, Replay
-    avalanche-plasticity compare --scenario omniglot --seeds 0 1 2 --out results/omniglot
+    avalanche-plasticity compare --scenario omniglot --seeds 0 1 2 --out results/omniglot   # + the rules
     avalanche-plasticity meta-train --scenario sine --learner FLP --set steps=500 --set lr.plasticity=1e-5
     avalanche-plasticity evaluate checkpoints/sine_FLP_quick_seed0.pt --seeds 0 1 2
     OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m avalanche_plasticity.cli meta-train \\
@@ -33,6 +33,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint
 from .configs import (
     DEFAULT_SCALE,
+    LEARNER_NAMES,
     SCALES,
     SCENARIOS,
     STRATEGIES,
@@ -42,7 +43,7 @@ from .configs import (
     configure,
     parse_assignments,
 )
-from .experiments import Comparison, RunResult, checkpoint_name, meta_trained, run_comparison
+from .experiments import Comparison, RunResult, checkpoint_name, load_trained, meta_trained, run_comparison
 from .reporting import (
     figures,
     have_matplotlib,
@@ -216,7 +217,7 @@ def _common(p: argparse.ArgumentParser, *, wandb: bool = True, overrides: bool =
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Meta-learned plasticity (FLP, OML) as Avalanche strategies.",
+        description="Meta-learned plasticity (FLP, OML, plasticity rules) as Avalanche strategies.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run '%(prog)s COMMAND --help' for a command's options. With no command: compare.",
     )
@@ -224,14 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "compare",
-        help="meta-train FLP/OML and compare them with Naive, EWC, Replay (the default command)",
-        description="Meta-train FLP and OML (or load their checkpoints), run the strategies on the same "
+        help="meta-train FLP/OML (and on omniglot a plasticity rule) and compare them with Naive, EWC, "
+        "Replay (and FeedbackAlignment) (the default command)",
+        description="Meta-train FLP and OML, and on omniglot the plasticity rule (or load their "
+        "checkpoints), run the strategies on the same "
         "stream for every seed, log each strategy x seed as a W&B run, and write table.md, table.csv, "
         "results.json and plots to --out. Re-running resumes: finished runs in --out are reused.",
     )
     c.set_defaults(parser=c)
     c.add_argument("--scenario", choices=SCENARIOS, default="sine")
-    c.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    c.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=STRATEGIES,
+        default=None,
+        help="default: every strategy that runs on the scenario (MetaPlasticityRule and FeedbackAlignment "
+        "need a classification stream: omniglot)",
+    )
     c.add_argument(
         "--scale", choices=SCALES, default=None, help="presets (default: quick for sine, cpu for omniglot)"
     )
@@ -239,18 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--meta-steps",
         type=_positive_int("--meta-steps"),
         default=None,
-        help="meta-updates for FLP and OML (default: the preset's; same as --set meta.steps=N)",
+        help="meta-updates of every meta-trained learner (default: the preset's; same as --set meta.steps=N)",
     )
     c.add_argument("--num-classes", type=int, default=None, help="omniglot: classes in the stream (50)")
     c.add_argument("--seeds", nargs="+", type=_seed, default=None, help="stream seeds (default: 0)")
     c.add_argument("--seed", type=_seed, default=None, help="a single stream seed (same as --seeds SEED)")
-    c.add_argument("--meta-seed", type=_seed, default=0, help="seed of FLP/OML meta-training")
+    c.add_argument("--meta-seed", type=_seed, default=0, help="seed of the learners' meta-training")
     c.add_argument("--checkpoint-dir", default="checkpoints", help="meta-training checkpoints (reused)")
     c.add_argument(
         "--meta-jobs",
         type=_positive_int("--meta-jobs"),
         default=min(2, os.cpu_count() or 1),
-        help="meta-train FLP and OML side by side in this many processes of one thread (default: "
+        help="meta-train the learners side by side in this many processes of one thread (default: "
         "2 if there are 2 CPU cores)",
     )
     c.add_argument("--out", default=None, help="output folder (default: results/compare/<scenario>)")
@@ -266,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.set_defaults(parser=m)
     m.add_argument("--scenario", choices=SCENARIOS, default="sine")
-    m.add_argument("--learner", choices=("FLP", "OML"), required=True)
+    m.add_argument(
+        "--learner", choices=LEARNER_NAMES, required=True, help="MetaPlasticityRule: omniglot only"
+    )
     m.add_argument("--scale", choices=SCALES, default=None, help="default: quick for sine, cpu for omniglot")
     m.add_argument("--seed", type=_seed, default=0, help="seeds the initial weights and task sampling")
     m.add_argument("--checkpoint-dir", default="checkpoints")
@@ -363,7 +375,7 @@ def cmd_compare(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         return 0
     out = Path(args.out or Path("results") / "compare" / args.scenario)
     wandb = WandbRuns(args.wandb_mode, args.wandb_project, args.wandb_group or default_group("compare"), out)
-    strategies = list(dict.fromkeys(args.strategies))
+    strategies = list(dict.fromkeys(args.strategies)) if args.strategies else None
     try:
         comparison = run_comparison(
             args.scenario,
@@ -399,14 +411,14 @@ def _unit(scenario: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
-    from .meta_learning import MetaTrainConfig, load_learner
+    from .meta_learning import MetaTrainConfig
     from .presets import Preset
 
     overrides = _overrides(p, args)
     path = Path(args.checkpoint)
     try:
         ckpt = load_checkpoint(path)
-        learner = load_learner(path)
+        learner = load_trained(path)
     except (FileNotFoundError, CheckpointError) as err:
         p.error(str(err))
     meta = ckpt.get("metadata", {})
@@ -421,7 +433,9 @@ def cmd_evaluate(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         if scenario != "omniglot":
             p.error("--num-classes applies to omniglot checkpoints only")
         overrides["stream.num_classes"] = str(args.num_classes)
-    name = {"FLPLearner": "FLP", "OMLLearner": "OML"}[type(learner).__name__]
+    name = {"FLPLearner": "FLP", "OMLLearner": "OML", "PlasticityRuleLearner": "MetaPlasticityRule"}[
+        type(learner).__name__
+    ]
     meta_cfg = MetaTrainConfig(**ckpt["meta_config"]) if "meta_config" in ckpt else MetaTrainConfig()
     preset = Preset(name, learner.config, meta_cfg, dict(meta.get("source", {})))
     try:

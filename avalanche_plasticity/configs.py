@@ -16,7 +16,7 @@ from .tasks import SineTaskSource
 
 SCENARIOS = ("sine", "omniglot")
 SCALES = ("quick", "cpu", "paper")
-LEARNER_NAMES = ("FLP", "OML")
+LEARNER_NAMES = ("FLP", "OML", "MetaPlasticityRule")
 DEFAULT_SCALE = {"sine": "quick", "omniglot": "cpu"}
 
 
@@ -45,7 +45,8 @@ def quick_sine_presets() -> dict[str, Preset]:
 
 
 def presets(scenario: str, scale: str = "cpu") -> dict[str, Preset]:
-    """The FLP and OML presets of ``scenario`` at ``scale`` (``quick``: sine only; ``cpu``; ``paper``)."""
+    """The meta-trained learners' presets of ``scenario`` at ``scale`` (``quick``: sine only; ``cpu``;
+    ``paper``): FLP and OML, and on Omniglot the plasticity rule (``MetaPlasticityRule``)."""
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {SCENARIOS}, got {scenario!r}")
     if scale not in SCALES:
@@ -62,13 +63,26 @@ def presets(scenario: str, scale: str = "cpu") -> dict[str, Preset]:
 # ---------------------------------------------------------------------------------------------------
 # Comparison stream settings
 # ---------------------------------------------------------------------------------------------------
-STRATEGIES = ("FLP", "OML", "Naive", "EWC", "Replay")
+STRATEGIES = ("FLP", "OML", "Naive", "EWC", "Replay", "MetaPlasticityRule", "FeedbackAlignment")
+# Local rules driven by a softmax output error: classification streams only.
+CLASSIFICATION_ONLY = ("MetaPlasticityRule", "FeedbackAlignment")
+# Strategies deployed without an SGD learning rate of their own (FLP's and the rule's are meta-learned).
+NO_LR = ("FLP", "MetaPlasticityRule")
 # EWC's lambda per scenario: on continual sine, lambda >= 10 diverges (NaN) at every SGD lr that learns.
 EWC_LAMBDA = {"sine": 1.0, "omniglot": 100.0}
 DEFAULT_LR = {
     "sine": {"OML": 0.003, "Naive": 0.01, "EWC": 0.01, "Replay": 0.01},
-    "omniglot": {"OML": 0.03, "Naive": 0.01, "EWC": 0.01, "Replay": 0.01},
+    # FeedbackAlignment: the pseudo-gradient rate with the lowest query cross-entropy on Omniglot episodes
+    # at the paper's depth (benchmarks/plasticity_rules.py, `lr_grid`)
+    "omniglot": {"OML": 0.03, "Naive": 0.01, "EWC": 0.01, "Replay": 0.01, "FeedbackAlignment": 0.03},
 }
+
+
+def default_strategies(scenario: str) -> tuple[str, ...]:
+    """Every strategy that runs on ``scenario`` (the plasticity rules need a classification stream)."""
+    return tuple(s for s in STRATEGIES if scenario != "sine" or s not in CLASSIFICATION_ONLY)
+
+
 OMNIGLOT_MARKS = (10, 25, 50, 100, 200, 400, 600)
 
 
@@ -81,8 +95,9 @@ class StreamConfig:
         episodes). The number of functions is the learners' one-hot width (``functions_per_episode``).
     :param eval_points: numbers of experiences after which everything seen so far is evaluated (None:
         after every function for sine; at 10, 25, 50, 100, ... classes for Omniglot).
-    :param lr: SGD learning rates by strategy (OML's online PLN, Naive, EWC, Replay); missing ones use the
-        defaults: OML the ``inner_lr`` it was meta-trained with, the others 0.01.
+    :param lr: learning rates by strategy (OML's online PLN, Naive, EWC, Replay, FeedbackAlignment's
+        pseudo-gradient); missing ones use the defaults: OML the ``inner_lr`` it was meta-trained with,
+        FeedbackAlignment 0.03, the others 0.01.
     :param ewc_lambda: EWC's penalty (None: 1 on sine, 100 on Omniglot).
     :param mem_size: Replay's buffer size.
     """
@@ -105,9 +120,10 @@ class StreamConfig:
                 raise ValueError(
                     f"eval_points must be positive numbers of experiences, got {self.eval_points}"
                 )
-        unknown = set(self.lr) - set(STRATEGIES[1:])
+        with_lr = [s for s in STRATEGIES if s not in NO_LR]
+        unknown = set(self.lr) - set(with_lr)
         if unknown:
-            raise ValueError(f"lr has unknown strategies {sorted(unknown)}; choose from {STRATEGIES[1:]}")
+            raise ValueError(f"lr has unknown strategies {sorted(unknown)}; choose from {with_lr}")
         for k, v in self.lr.items():
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"lr[{k!r}] must be a finite number > 0, got {v!r}")
@@ -384,6 +400,14 @@ def input_size(learner_config: Any) -> int:
 
 
 def _check_consistency(scenario: str, p: Preset) -> None:
+    shape = getattr(p.learner_config, "input_shape", None)
+    if scenario == "omniglot" and shape is not None:
+        size = p.source.get("image_size", 28)
+        if tuple(shape) != (1, size, size):
+            raise OverrideError(
+                f"{p.learner}: input_shape {tuple(shape)} must be (1, image_size, image_size) = (1, {size}, "
+                f"{size}), and layer_sizes[0] = {size * size}"
+            )
     if scenario == "sine":
         k = p.source.get("functions_per_episode", 10)
         if input_size(p.learner_config) != k + 1:
@@ -398,16 +422,18 @@ def configure(
     scale: str | None = None,
     overrides: Mapping[str, str] | None = None,
     *,
-    learners: Sequence[str] = LEARNER_NAMES,
+    learners: Sequence[str] | None = None,
     stream: StreamConfig | None = None,
 ) -> tuple[dict[str, Preset], StreamConfig | None]:
-    """The presets of ``learners`` for ``scenario``/``scale`` (default scale: ``quick`` for sine, ``cpu``
-    for Omniglot) with ``overrides`` applied (see :func:`apply_overrides`)."""
+    """The presets of ``learners`` (default: every learner of the scenario) for ``scenario``/``scale``
+    (default scale: ``quick`` for sine, ``cpu`` for Omniglot) with ``overrides`` applied (see
+    :func:`apply_overrides`)."""
     scale = scale or DEFAULT_SCALE.get(scenario, "cpu")
     base = presets(scenario, scale)
+    learners = list(base) if learners is None else learners
     unknown = set(learners) - set(base)
     if unknown:
-        raise ValueError(f"learner must be one of {LEARNER_NAMES}, got {sorted(unknown)}")
+        raise ValueError(f"learner must be one of {list(base)} on {scenario}, got {sorted(unknown)}")
     return apply_overrides({n: base[n] for n in learners}, overrides or {}, scenario=scenario, stream=stream)
 
 

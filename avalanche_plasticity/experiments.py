@@ -28,13 +28,16 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint
 from .configs import (
+    CLASSIFICATION_ONLY,
     DEFAULT_LR,
     DEFAULT_SCALE,
     EWC_LAMBDA,
+    NO_LR,
     OMNIGLOT_MARKS,
     STRATEGIES,
     StreamConfig,
     configure,
+    default_strategies,
     input_size,
     presets,
 )
@@ -43,14 +46,24 @@ from .flp import FLPLearner
 from .meta_learning import load_learner, meta_train, saved_meta_config
 from .networks import ConvTrunk
 from .oml import OMLLearner
+from .plasticity_rules.learner import PlasticityRuleLearner, load_rule
 from .presets import Preset
 from .reporting import machine
 from .tasks import SineTaskSource
 
 
-def build_learner(preset: Preset, seed: int = 0) -> FLPLearner | OMLLearner:
+def build_learner(preset: Preset, seed: int = 0) -> FLPLearner | OMLLearner | PlasticityRuleLearner:
+    if preset.learner == "MetaPlasticityRule":  # its weights are drawn afresh every episode
+        return PlasticityRuleLearner(preset.learner_config)
     cls = {"FLP": FLPLearner, "OML": OMLLearner}[preset.learner]
     return cls(preset.learner_config, seed=seed)
+
+
+def load_trained(path: str | Path) -> FLPLearner | OMLLearner | PlasticityRuleLearner:
+    """A meta-trained learner from its checkpoint, whichever kind it is."""
+    if load_checkpoint(path).get("kind") == "PlasticityRuleLearner":
+        return load_rule(path)
+    return load_learner(path)
 
 
 def _omniglot_source(**kwargs: Any):
@@ -138,7 +151,7 @@ def meta_trained(
             "steps": meta.steps,
         } == dataclasses.asdict(meta)
         if same and ckpt.get("step", 0) >= meta.steps:  # finished: load (a mismatch is reported below)
-            return load_learner(path).to(device)
+            return load_trained(path).to(device)
     learner = build_learner(preset, seed).to(device)
     meta_train(
         learner,
@@ -220,18 +233,31 @@ def make_strategy(
     plugins: list | None = None,
     loggers: list | None = None,
     seed: int = 0,
+    num_classes: int | None = None,
+    rule_config: Any = None,
 ):
     """Build one of :data:`STRATEGIES` with a quiet evaluator reporting accuracy or MSE (plus loss), per
-    experience and over the stream."""
+    experience and over the stream.
+
+    :param num_classes: the stream's classes (MetaPlasticityRule, FeedbackAlignment: the output units).
+    :param rule_config: FeedbackAlignment's network (a ``PlasticityRuleConfig``: hidden widths and input
+        shape; default: the paper's on 28x28 images).
+    """
     from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
     from avalanche.training import EWC, Naive, Replay
     from avalanche.training.plugins import EvaluationPlugin
 
     from avalanche_plasticity.metrics import mse_metrics
-    from avalanche_plasticity.strategies import FLP, OML
+    from avalanche_plasticity.strategies import FLP, OML, FeedbackAlignment, MetaPlasticityRule
+    from avalanche_plasticity.strategies.plasticity_rules import PAPER_HIDDEN_SIZES
 
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+    if name in CLASSIFICATION_ONLY and task != "classification":
+        raise ValueError(
+            f"strategy {name!r} learns from a classification error; task must be 'classification', "
+            f"got {task!r}"
+        )
     if task == "regression":
         metrics = [*mse_metrics(experience=True, stream=True)]
     else:
@@ -244,6 +270,19 @@ def make_strategy(
         return FLP(learner=learner, **common)
     if name == "OML":
         return OML(learner=learner, lr=lr, **common)
+    if name == "MetaPlasticityRule":
+        return MetaPlasticityRule(learner=learner, num_classes=num_classes, seed=seed, **common)
+    if name == "FeedbackAlignment":
+        shape = tuple(getattr(rule_config, "input_shape", None) or (1, 28, 28))
+        hidden = tuple(rule_config.layer_sizes[1:-1]) if rule_config is not None else PAPER_HIDDEN_SIZES
+        return FeedbackAlignment(
+            num_classes=num_classes,
+            lr=lr if lr is not None else DEFAULT_LR["omniglot"]["FeedbackAlignment"],
+            hidden_sizes=hidden,
+            input_shape=shape,
+            seed=seed,
+            **common,
+        )
     torch.manual_seed(seed)
     model = baseline_model(learner_config)
     opt = torch.optim.SGD(model.parameters(), lr=lr if lr is not None else 0.01)
@@ -497,7 +536,9 @@ def _stream_settings(
             "batches_per_function": stream.batches_per_function or source.get("batches_per_function", 40),
             "batch_size": source.get("batch_size", 8),
         }
-    return {"num_classes": stream.num_classes, "image_size": learner_config.trunk["image_size"]}
+    trunk = getattr(learner_config, "trunk", None)
+    size = trunk["image_size"] if trunk else learner_config.input_shape[-1]
+    return {"num_classes": stream.num_classes, "image_size": size}
 
 
 def _make_stream(scenario: str, settings: Mapping[str, Any], seed: int, root: str | Path | None):
@@ -511,7 +552,7 @@ def _make_stream(scenario: str, settings: Mapping[str, Any], seed: int, root: st
 def run_comparison(
     scenario: str = "sine",
     *,
-    strategies: Sequence[str] = STRATEGIES,
+    strategies: Sequence[str] | None = None,
     seeds: Sequence[int] = (0,),
     scale: str | None = None,
     overrides: Mapping[str, str] | None = None,
@@ -528,9 +569,11 @@ def run_comparison(
     on_run: Callable[[RunResult, list, Any], None] | None = None,
     meta_jobs: int = 1,
 ) -> Comparison:
-    """Meta-train FLP and OML (resumable checkpoints), then run ``strategies`` on the same stream for
-    every seed in ``seeds``.
+    """Meta-train the learners among ``strategies`` (FLP, OML and, on Omniglot, the plasticity rule;
+    resumable checkpoints), then run ``strategies`` on the same stream for every seed in ``seeds``.
 
+    :param strategies: default: every strategy that runs on the scenario (:func:`default_strategies`);
+        MetaPlasticityRule and FeedbackAlignment need a classification stream.
     :param scale: preset scale (default: ``quick`` for sine, ``cpu`` for Omniglot).
     :param overrides: ``key=value`` settings (see :func:`apply_overrides`), for the learners' presets and
         the stream (``stream.*``).
@@ -547,9 +590,16 @@ def run_comparison(
         after the other here).
     """
     t0 = time.perf_counter()
+    strategies = default_strategies(scenario) if strategies is None else tuple(strategies)
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; choose from {STRATEGIES}")
+    misplaced = [s for s in strategies if s not in default_strategies(scenario)]
+    if misplaced:
+        raise ValueError(
+            f"strategies {misplaced} need a classification stream; on {scenario!r} choose from "
+            f"{default_strategies(scenario)}"
+        )
     if not seeds:
         raise ValueError("seeds must not be empty")
     scale = scale or DEFAULT_SCALE.get(scenario, "cpu")
@@ -557,7 +607,7 @@ def run_comparison(
         learner_presets, stream = configure(scenario, scale, overrides, stream=stream or StreamConfig())
     stream = stream or StreamConfig()
     learners = dict(learners or {})
-    todo = [n for n in ("FLP", "OML") if n in strategies and n not in learners]
+    todo = [n for n in learner_presets if n in strategies and n not in learners]
     jobs = {
         n: dict(
             scenario=scenario,
@@ -578,6 +628,15 @@ def run_comparison(
         learners[n] = meta_trained(**jobs[n])
     ref = learner_presets.get("FLP") or next(iter(learner_presets.values()))
     arch = ref.learner_config
+    rule = learner_presets.get("MetaPlasticityRule")
+    rule_arch = rule.learner_config if rule is not None else None
+    if scenario != "sine":  # one stream for all: every learner must read the same image size
+        sizes = {
+            n: _stream_settings(scenario, stream, p.learner_config, p.source)["image_size"]
+            for n, p in learner_presets.items()
+        }
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"the learners read different image sizes {sizes}; give them all the same one")
     lr = {**DEFAULT_LR[scenario], **stream.lr}
     if "OML" in learners and "OML" not in stream.lr:  # deploy OML with the SGD lr it was meta-trained for
         lr["OML"] = learners["OML"].config.inner_lr
@@ -603,7 +662,7 @@ def run_comparison(
             "seed": seed,
             "scale": scale,
             "stream": settings,
-            "lr": lr.get(name) if name != "FLP" else None,
+            "lr": lr.get(name) if name not in NO_LR else None,
             "ewc_lambda": ewc_lambda if name == "EWC" else None,
             "mem_size": stream.mem_size if name == "Replay" else None,
             "train_mb_size": mb,
@@ -616,7 +675,8 @@ def run_comparison(
                 cfg["meta"] = dataclasses.asdict(learner_presets[name].meta)
                 cfg["source"] = dict(learner_presets[name].source)
         else:
-            cfg["architecture"] = dataclasses.asdict(arch)
+            own = rule_arch if name == "FeedbackAlignment" and rule_arch is not None else arch
+            cfg["architecture"] = dataclasses.asdict(own)
         fingerprint = _digest({**cfg, "weights": _learner_digest(learner) if learner is not None else None})
         cached = cache / f"{name}_seed{seed}.json" if cache is not None else None
         if resume and cached is not None and cached.exists():
@@ -642,6 +702,8 @@ def run_comparison(
             train_mb_size=mb,
             seed=seed,
             loggers=loggers,
+            num_classes=stream.num_classes if task == "classification" else None,
+            rule_config=rule_arch,
         )
         curve, matrix = run_stream_matrix(s, bm, marks, metric, progress=progress, desc=f"{name} seed {seed}")
         result = RunResult(name, seed, curve, matrix, time.perf_counter() - t, cfg)
@@ -673,7 +735,7 @@ def run_comparison(
 def compare(
     scenario: str = "sine",
     *,
-    strategies: tuple[str, ...] = STRATEGIES,
+    strategies: tuple[str, ...] | None = None,
     scale: str = "cpu",
     meta_steps: int | None = None,
     seed: int = 0,
@@ -684,7 +746,8 @@ def compare(
     loggers: list | None = None,
     progress: bool = True,
 ) -> dict[str, dict[int, float]]:
-    """Meta-train FLP and OML (resumable), then run ``strategies`` on the same stream and seed.
+    """Meta-train the learners among ``strategies`` (resumable), then run ``strategies`` (default: every
+    one that runs on the scenario) on the same stream and seed.
 
     :param meta_steps: override the preset's number of meta-updates (small = quick demo).
     :returns: ``{strategy: {experiences_seen: metric}}`` with MSE (sine) or accuracy (Omniglot).

@@ -8,13 +8,14 @@ from typing import Any
 from .flp import FLPConfig
 from .meta_learning import MetaTrainConfig
 from .oml import OMLConfig
+from .plasticity_rules.learner import PAPER_LAYER_SIZES, PlasticityRuleConfig
 
 
 @dataclass
 class Preset:
     """Everything needed to meta-train one learner on one scenario."""
 
-    learner: str  # "FLP" | "OML"
+    learner: str  # "FLP" | "OML" | "MetaPlasticityRule"
     learner_config: Any
     meta: MetaTrainConfig
     source: dict[str, Any] = field(default_factory=dict)
@@ -81,7 +82,15 @@ def sine_presets(scale: str = "cpu") -> dict[str, Preset]:
 def omniglot_presets(scale: str = "cpu") -> dict[str, Preset]:
     """Omniglot. ``cpu``: 28x28, 4 stride-2 conv layers of 32 channels, 10-way 5-shot continual
     episodes, a 200-unit head. ``paper``: 84x84, FLP's 6-layer conv trunk (strides 2,1,2,1,2,2), 128
-    channels, a 1000-unit head."""
+    channels, a 1000-unit head.
+
+    ``MetaPlasticityRule`` (Shervani-Tabar & Rosenbaum): the ten-term pool on the authors' fully connected
+    softplus net (hidden 170-130-100-70) over the stream's raw pixels, meta-trained on 5-way episodes of
+    15 images per class learned one at a time. ``cpu``: 150 meta-updates of 4 episodes (the paper's 600),
+    Adam 3e-3, L1 0.1, starting from the pseudo-gradient at 0.03 (the settings of
+    ``benchmarks/plasticity_rules.py``); ``paper``: one episode per update, 600 updates, Adam 1e-3,
+    starting at 1e-3, 47 output units. The rule's coefficients are shared by all layers, so it is deployed
+    on a network with the stream's number of classes."""
     if scale == "cpu":
         trunk = dict(channels=32, strides=(2, 2, 2, 2), image_size=28)
         feat, hidden, units, steps, mb, ways = 32 * 2 * 2, 128, 200, 1500, 8, 10
@@ -91,6 +100,24 @@ def omniglot_presets(scale: str = "cpu") -> dict[str, Preset]:
     else:
         raise ValueError(f"scale must be 'cpu' or 'paper', got {scale!r}")
     source = dict(ways=ways, shots=5, query_shots=5, num_units=units, image_size=trunk["image_size"])
+    size = trunk["image_size"]
+    paper = scale == "paper"
+    rule = Preset(
+        "MetaPlasticityRule",
+        PlasticityRuleConfig(
+            layer_sizes=(size * size, *PAPER_LAYER_SIZES[1:-1], 47 if paper else 5),
+            init_coefficients={"pseudo_gradient": 1e-3 if paper else 0.03},
+            l1=0.1,
+            input_shape=(1, size, size),
+        ),
+        MetaTrainConfig(
+            steps=600 if paper else 150,
+            meta_batch_size=1 if paper else 4,
+            default_lr=1e-3 if paper else 3e-3,
+            checkpoint_every=10,
+        ),
+        dict(ways=5, shots=15, query_shots=5, num_units=47 if paper else 5, image_size=size, order="iid"),
+    )
     return {
         "FLP": Preset(
             "FLP",
@@ -123,4 +150,5 @@ def omniglot_presets(scale: str = "cpu") -> dict[str, Preset]:
             MetaTrainConfig(steps=steps, meta_batch_size=mb, default_lr=1e-3, checkpoint_every=25),
             source,
         ),
+        "MetaPlasticityRule": rule,
     }

@@ -181,7 +181,10 @@ def plasticity_figure(learner: Any):
 
 
 def plasticity_summary(learner: Any) -> dict[str, float]:
-    """Mean/std of the plasticity rates and the feedback strength per layer (empty for OML)."""
+    """FLP: mean/std of the plasticity rates and the feedback strength per layer; a plasticity rule: its
+    coefficients (``rule/<term>``); empty for OML."""
+    if hasattr(learner, "rule") and callable(learner.rule):
+        return {f"rule/{term}": value for term, value in learner.rule().items()}
     if not hasattr(learner, "plasticity_rates"):
         return {}
     out = {}

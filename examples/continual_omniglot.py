@@ -18,6 +18,7 @@ from avalanche_plasticity.reporting import format_table
 def main(args: argparse.Namespace) -> None:
     results = compare(
         "omniglot",
+        strategies=("FLP", "OML", "Naive", "EWC", "Replay"),  # the rules: examples/plasticity_rules.py
         scale="paper" if args.paper else "cpu",
         meta_steps=None if args.paper and args.meta_steps is None else (args.meta_steps or 400),
         seed=args.seed,

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from avalanche_plasticity.cli import main
-from avalanche_plasticity.configs import OverrideError, StreamConfig, configure, convert_value
+from avalanche_plasticity.configs import (
+    OverrideError,
+    StreamConfig,
+    configure,
+    convert_value,
+    default_strategies,
+)
+from avalanche_plasticity.plasticity_rules import load_rule, rule_learner
+from avalanche_plasticity.reporting import plasticity_summary
 from avalanche_plasticity.wandb_logger import read_run_records, record_items
 
 QUIET = ["--wandb-mode", "disabled", "--quiet", "--threads", "1"]
@@ -142,6 +150,13 @@ def test_default_command_is_compare(tmp_path, capsys):
         (["meta-train", "--learner", "SGD"], "invalid choice: 'SGD'"),
         (["evaluate", "/no/such/checkpoint.pt"], "no checkpoint at /no/such/checkpoint.pt"),
         (["evaluat"], "invalid choice: 'evaluat'"),
+        (["compare", "--strategies", "MetaPlasticityRule"], "['MetaPlasticityRule'] need a classification"),
+        (["meta-train", "--learner", "MetaPlasticityRule"], "learner must be one of ['FLP', 'OML'] on sine"),
+        (
+            ["compare", "--scenario", "omniglot", "--set", "MetaPlasticityRule.source.image_size=32"],
+            "input_shape (1, 28, 28) must be (1, image_size, image_size) = (1, 32, 32)",
+        ),
+        (["compare", "--set", "stream.lr.MetaPlasticityRule=1"], "unknown strategies ['MetaPlasticityRule']"),
     ],
 )
 def test_bad_arguments_are_reported(argv, message, capsys):
@@ -179,6 +194,42 @@ def test_overrides_reach_the_right_dataclass():
     assert stream.ewc_lambda == 2.0
     with pytest.raises(OverrideError, match="input size .* must be functions_per_episode \\+ 1"):
         configure("sine", "quick", {"functions_per_episode": "4"})
+
+
+def test_rule_overrides_and_default_strategies():
+    learners, _ = configure("omniglot", "cpu", {"MetaPlasticityRule.l1": "0", "steps": "5"})
+    assert learners["MetaPlasticityRule"].learner_config.l1 == 0.0
+    assert learners["FLP"].meta.steps == learners["MetaPlasticityRule"].meta.steps == 5
+    assert "MetaPlasticityRule" not in configure("sine", "quick")[0]
+    assert default_strategies("sine") == ("FLP", "OML", "Naive", "EWC", "Replay")
+    assert {"MetaPlasticityRule", "FeedbackAlignment"} <= set(default_strategies("omniglot"))
+    rule = rule_learner(("pseudo_gradient", "oja"), layer_sizes=(4, 3, 2), coefficients={"oja": 0.5})
+    assert plasticity_summary(rule) == {"rule/pseudo_gradient": 0.0, "rule/oja": 0.5}  # its W&B summary
+
+
+def test_compare_meta_trains_and_deploys_the_plasticity_rule_on_omniglot(omniglot_root, tmp_path, capsys):
+    """The rule is meta-trained beside the stream (checkpointed) and deployed with the stream's classes;
+    FeedbackAlignment runs on the rule's network; evaluate reads the rule's checkpoint back."""
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "compare", "--scenario", "omniglot", "--strategies", "MetaPlasticityRule", "FeedbackAlignment",
+            "--set", "MetaPlasticityRule.meta.steps=2", "--num-classes", "3",
+            "--data-root", str(omniglot_root), "--checkpoint-dir", str(tmp_path), "--out", str(out), *QUIET,
+        ]
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "| MetaPlasticityRule |" in text and "| FeedbackAlignment |" in text
+    ckpt = tmp_path / "omniglot_MetaPlasticityRule_cpu_steps2_seed0.pt"
+    rule = load_rule(ckpt).rule()
+    assert rule["pseudo_gradient"] != 0.03 and rule["oja"] != 0.0  # meta-trained: every coefficient moved
+    results = json.loads((out / "results.json").read_text())["results"]
+    for name in ("MetaPlasticityRule", "FeedbackAlignment"):
+        assert 0.0 <= results[name]["final_accuracy"] <= 1.0
+    ev = ["evaluate", str(ckpt), "--data-root", str(omniglot_root), "--out", str(tmp_path / "ev")]
+    rc = main([*ev, *QUIET])
+    assert rc == 0 and "| MetaPlasticityRule |" in capsys.readouterr().out
 
 
 def test_meta_train_logs_its_meta_loss_to_wandb(tmp_path, monkeypatch):
