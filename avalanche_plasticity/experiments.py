@@ -480,10 +480,13 @@ class Comparison:
             "runs": [r.to_json() for r in self.runs],
         }
 
-    def _cell(self, mean: float, std: float) -> str:
-        if len(self.seeds) > 1:
-            return f"{mean:.3f} ± {std:.3f}"
-        return f"{mean:.3f}"
+    def _cell(self, mean: float, std: float, diverged: int = 0) -> str:
+        """``mean [± std]`` over the finite runs, noting the runs that diverged (NaN: a local rule's
+        weights became non-finite and the stream stopped, or a baseline's loss blew up)."""
+        if math.isnan(mean):
+            return "diverged"
+        cell = f"{mean:.3f} ± {std:.3f}" if len(self.seeds) > 1 else f"{mean:.3f}"
+        return f"{cell} ({diverged} diverged)" if diverged else cell
 
     def markdown(self) -> str:
         """A markdown table: one row per strategy, one column per evaluation point (mean ± std over
@@ -495,8 +498,9 @@ class Comparison:
         rule = "|---|" + "---:|" * len(points)
         rows = []
         for name in self.strategies:
-            stats = self.curve_stats(name)
-            rows.append(f"| {name} | " + " | ".join(self._cell(*stats[p]) for p in points) + " |")
+            stats, runs = self.curve_stats(name), self.by_strategy()[name]
+            nans = {p: sum(1 for r in runs if p in r.curve and math.isnan(r.curve[p])) for p in points}
+            rows.append(f"| {name} | " + " | ".join(self._cell(*stats[p], nans[p]) for p in points) + " |")
         return "\n".join(
             [f"{self.title} after each number of {self.unit} seen ({note})", "", head, rule, *rows]
         )

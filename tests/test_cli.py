@@ -260,3 +260,20 @@ def test_config_file_and_show_config(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--config", str(cfg)])
     assert "expected a JSON object of settings" in capsys.readouterr().err
+
+
+def test_table_names_diverged_runs():
+    """A local rule whose weights diverged ends its curve in NaN: the table says so instead of 'nan', and
+    a mean over seeds says how many of its runs it left out."""
+    from avalanche_plasticity.experiments import Comparison, RunResult
+
+    nan = float("nan")
+    runs = [
+        RunResult("MetaPlasticityRule", 0, {10: 0.5, 50: nan}, {}, 1.0),
+        RunResult("MetaPlasticityRule", 1, {10: 0.3, 50: nan}, {}, 1.0),
+        RunResult("FeedbackAlignment", 0, {10: 0.2, 50: 0.1}, {}, 1.0),
+        RunResult("FeedbackAlignment", 1, {10: 0.4, 50: nan}, {}, 1.0),
+    ]
+    table = Comparison("omniglot", runs, {}).markdown()
+    assert "| MetaPlasticityRule | 0.400 ± 0.100 | diverged |" in table
+    assert "| FeedbackAlignment | 0.300 ± 0.100 | 0.100 ± 0.000 (1 diverged) |" in table
