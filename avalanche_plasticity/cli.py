@@ -561,6 +561,7 @@ def cmd_meta_train(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
                     if fig is not None:
                         logger.log_figure("plasticity", fig)
                 wandb.finish(logger)
+        shutdown(wait_for_all=True)  # every rank is done: leave together
     except BaseException:
         wandb.close_all(exit_code=1)
         raise

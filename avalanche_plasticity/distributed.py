@@ -170,9 +170,17 @@ def current_world(device: torch.device | None = None) -> World:
     return World(device=device)
 
 
-def shutdown() -> None:
-    """Leave the default process group if there is one."""
+def shutdown(*, wait_for_all: bool = False) -> None:
+    """Leave the default process group if there is one.
+
+    :param wait_for_all: first wait until every rank gets here (a barrier), so that no rank tears its
+        connections down while another is still finishing (a rank leaving early could abort the other's
+        transport threads at exit). Only for the success path: after an error the other ranks may never
+        arrive.
+    """
     if dist.is_available() and dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 
