@@ -123,7 +123,6 @@ def alignment_with_backprop(
     saved = learner.generator
     learner.generator = torch.Generator().manual_seed(seed)
     terms, coefs, beta = learner.config.terms, learner.coefficients.detach(), learner.config.beta
-    sgd = torch.ones(1)
     try:
         signal, update, count = torch.zeros(learner.num_layers), torch.zeros(learner.num_layers), 0
         for i in range(0, batch.episodes, chunk):
@@ -136,11 +135,10 @@ def alignment_with_backprop(
                 delivered = feedback_errors(feedback or weights, acts, logits, y, beta)
                 exact = feedback_errors(weights, acts, logits, y, beta)
                 new = plasticity_update(weights, feedback, coefs, terms, x, y, beta=beta)
-                sgd_step = plasticity_update(weights, None, sgd, ("pseudo_gradient",), x, y, beta=beta)
                 for l, W in enumerate(weights):
                     signal[l] += cos(delivered[l + 1].flatten(1), exact[l + 1].flatten(1), dim=1).sum()
-                    dW, dW_sgd = (new[l] - W).flatten(1), (sgd_step[l] - W).flatten(1)
-                    update[l] += cos(dW, dW_sgd, dim=1).sum()
+                    sgd_step = -exact[l + 1].transpose(-1, -2) @ acts[l]  # -dL/dW_l = -delta_l^T y_{l-1}
+                    update[l] += cos((new[l] - W).flatten(1), sgd_step.flatten(1), dim=1).sum()
                 weights = new
                 count += len(sx)
         n = max(count, 1)
