@@ -103,6 +103,16 @@ def saved_meta_config(ckpt: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **ckpt.get("meta_config", {})}
 
 
+def saved_learner_config(ckpt: dict[str, Any], learner: Any) -> dict[str, Any]:
+    """A checkpoint's learner config as a dict, rebuilt through the learner's config class so that fields
+    added since it was written take their defaults (older checkpoints still resume); the raw dict when it
+    does not fit the class."""
+    try:
+        return dataclasses.asdict(type(learner.config)(**ckpt["learner_config"]))
+    except (TypeError, ValueError):
+        return ckpt["learner_config"]
+
+
 def episode_seed(seed: int, step: int, episode: int) -> int:
     """The seed of one episode under ``MetaTrainConfig.episode_seeds`` (63 bits of a hash)."""
     digest = hashlib.sha256(f"{seed}/{step}/{episode}".encode()).digest()
@@ -261,7 +271,7 @@ def meta_train(
     step, history = 0, []
     if checkpoint is not None and resume and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint, kind=type(learner).__name__)
-        if ckpt["learner_config"] != dataclasses.asdict(learner.config):
+        if saved_learner_config(ckpt, learner) != dataclasses.asdict(learner.config):
             raise CheckpointError(
                 f"checkpoint {checkpoint} was made with a different learner config: "
                 f"{ckpt['learner_config']} != {dataclasses.asdict(learner.config)}"

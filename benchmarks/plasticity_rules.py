@@ -59,7 +59,7 @@ from avalanche_plasticity.reporting import machine, write_results
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "results" / "plasticity_rules"
-SECTIONS = ("omniglot", "mnist", "continual", "step_time")
+SECTIONS = ("omniglot", "mnist", "omniglot_he", "mnist_he", "continual", "step_time")
 METHODS = ("backprop", "fa", "learned")
 PAPER_DEPTH = 5
 INPUT_SHAPE = (1, 28, 28)
@@ -107,6 +107,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # rule. From FA's rate (nothing else on) at depth 10, the rule collapsed to uniform outputs on
         # MNIST; the depth-5 rule run unchanged on the depth-10 net already reaches 47 % (FA: 20 %).
         "warm_start_deeper": True,
+        # The *_he sections rerun the depth sweep with He's gain (sqrt 2) on the Xavier init: the paper's
+        # init leaves a 10-layer softplus net almost no input signal at its last hidden layer (0.03), so
+        # at 2x depth nothing learns in one pass, backprop included; He's gain keeps it (0.46).
+        "he_gain": math.sqrt(2.0),
     },
     # The paper's settings (EMNIST -> Omniglot/MNIST here): one episode per meta-update, 600 episodes,
     # Adam 1e-3, theta_0 = 1e-3 at the start, 47 output units, K = 50 / Q = 10 where the data allow it.
@@ -130,6 +134,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "step_time_repeats": 1000,
         "lr_grid": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
         "lr_grid_episodes": 100,
+        "he_gain": math.sqrt(2.0),
     },
 }
 # A minute-long run of every section, to check the script end to end.
@@ -168,6 +173,7 @@ def make_learner(
     init_theta0: float | None = None,
     init_rule: dict[str, float] | None = None,
 ) -> PlasticityRuleLearner:
+    gain = cfg.get("init_gain", 1.0)
     theta0 = {"pseudo_gradient": cfg["init_theta0"] if init_theta0 is None else init_theta0}
     if method == "learned" and init_rule is not None:
         theta0 = dict(init_rule)
@@ -178,10 +184,11 @@ def make_learner(
             coefficients=theta0,
             feedback="symmetric",
             input_shape=INPUT_SHAPE,
+            init_gain=gain,
         )
     if method == "fa":
         return rule_learner(
-            "pseudo_gradient", layer_sizes=sizes, coefficients=theta0, input_shape=INPUT_SHAPE
+            "pseudo_gradient", layer_sizes=sizes, coefficients=theta0, input_shape=INPUT_SHAPE, init_gain=gain
         )
     return rule_learner(
         PAPER_POOL,
@@ -190,6 +197,7 @@ def make_learner(
         l1=cfg["l1"],
         input_shape=INPUT_SHAPE,
         term_lr_scale=cfg["term_lr_scale"],
+        init_gain=gain,
     )
 
 
@@ -199,7 +207,7 @@ def read_rule(rule: dict[str, float]) -> dict[str, float]:
     return {t: (v if t in keep else 0.0) for t, v in rule.items()}
 
 
-def read_rules(entry: dict[str, Any], sizes: tuple[int, ...], held: list) -> None:
+def read_rules(entry: dict[str, Any], sizes: tuple[int, ...], held: list, gain: float = 1.0) -> None:
     """Evaluate the learned rule as read: its surviving terms only (``read_rule``), and its three largest
     terms only (``top3_rule``, the size of the authors' released rule); the other coefficients at 0."""
     rule = entry["theta"]
@@ -209,10 +217,12 @@ def read_rules(entry: dict[str, Any], sizes: tuple[int, ...], held: list) -> Non
         ("top3_rule", {t: (v if t in top3 else 0.0) for t, v in rule.items()}),
     ):
         if key not in entry:
-            entry[key] = {**evaluate(make_learner_from(sparse, sizes), held), "theta": sparse}
+            entry[key] = {**evaluate(make_learner_from(sparse, sizes, gain), held), "theta": sparse}
 
 
-def alignment(rule: dict[str, float], method: str, sizes: tuple[int, ...], batch) -> dict[str, list[float]]:
+def alignment(
+    rule: dict[str, float], method: str, sizes: tuple[int, ...], batch, gain: float = 1.0
+) -> dict[str, list[float]]:
     """Per layer (first first), the cosine of the teaching signal and of the whole update with backprop's
     during the online pass (:func:`alignment_with_backprop`; the paper's Fig. 4c angle is its arccos)."""
     learner = rule_learner(
@@ -221,12 +231,17 @@ def alignment(rule: dict[str, float], method: str, sizes: tuple[int, ...], batch
         layer_sizes=sizes,
         input_shape=INPUT_SHAPE,
         feedback="symmetric" if method == "backprop" else "fixed",
+        init_gain=gain,
     ).freeze()
     return {k: v.tolist() for k, v in alignment_with_backprop(learner, batch).items()}
 
 
-def make_learner_from(rule: dict[str, float], sizes: tuple[int, ...]) -> PlasticityRuleLearner:
-    return rule_learner(tuple(rule), coefficients=rule, layer_sizes=sizes, input_shape=INPUT_SHAPE).freeze()
+def make_learner_from(
+    rule: dict[str, float], sizes: tuple[int, ...], gain: float = 1.0
+) -> PlasticityRuleLearner:
+    return rule_learner(
+        tuple(rule), coefficients=rule, layer_sizes=sizes, input_shape=INPUT_SHAPE, init_gain=gain
+    ).freeze()
 
 
 def pick_rates(sizes: tuple[int, ...], cfg: dict[str, Any], batch) -> dict[str, Any]:
@@ -279,7 +294,10 @@ def episodes_section(
     """Meta-train backprop / FA / learned at each depth and evaluate online accuracy on held-out episodes;
     the learned rules' plots and tables go to ``report_dir``."""
     torch.manual_seed(0)
-    if name == "omniglot":
+    dataset = name.removesuffix("_he")
+    gain = cfg["he_gain"] if name.endswith("_he") else 1.0
+    cfg = {**cfg, "init_gain": gain}
+    if dataset == "omniglot":
         ecfg, depths, steps = cfg["omniglot"], cfg["depths"], cfg["steps"]
         train_src = omniglot_episodes("background", root=root, **ecfg)
         eval_src = omniglot_episodes("evaluation", root=root, **ecfg)
@@ -307,10 +325,10 @@ def episodes_section(
         for method in METHODS:
             if method in row and row[method].get("done"):
                 if method == "learned" and "top3_rule" not in row[method]:
-                    read_rules(row[method], sizes, held)
+                    read_rules(row[method], sizes, held, gain)
                     save()
                 if "alignment" not in row[method]:
-                    row[method]["alignment"] = alignment(row[method]["theta"], method, sizes, held[0])
+                    row[method]["alignment"] = alignment(row[method]["theta"], method, sizes, held[0], gain)
                     save()
                 continue
             init = chosen["backprop" if method == "backprop" else "fa"]
@@ -325,7 +343,7 @@ def episodes_section(
             init_rule = section[str(PAPER_DEPTH)]["learned"]["theta"] if warm else None
             if init_rule is not None and "paper_depth_rule_zero_shot" not in row:
                 # the paper-depth rule on this network before any meta-training at this depth
-                row["paper_depth_rule_zero_shot"] = evaluate(make_learner_from(init_rule, sizes), held)
+                row["paper_depth_rule_zero_shot"] = evaluate(make_learner_from(init_rule, sizes, gain), held)
                 save()
             learner = make_learner(method, sizes, cfg, init, init_rule)
             mcfg = MetaTrainConfig(
@@ -353,16 +371,18 @@ def episodes_section(
                 "layer_sizes": list(sizes),
                 "init_theta0": init,
                 "init_rule": f"learned at depth {PAPER_DEPTH}" if init_rule is not None else None,
+                "init_gain": gain,
+                "diverged_meta_batches": sum(1 for h in res.history if not math.isfinite(h["meta_loss"])),
                 "done": True,
             }
             if method == "learned":
                 entry["formula"] = rule_formula(rule)
                 entry["surviving_terms"] = surviving_terms(rule)
                 save_rule_report(report_dir, rule, traj, name=f"{name}_depth{depth}_learned")
-            entry["alignment"] = alignment(rule, method, sizes, held[0])
+            entry["alignment"] = alignment(rule, method, sizes, held[0], gain)
             row[method] = entry
             if method == "learned":
-                read_rules(row["learned"], sizes, held)
+                read_rules(row["learned"], sizes, held, gain)
             print(
                 f"[{name} depth {depth}] {method}: online acc {acc['mean']:.3f} +- {acc['std']:.3f}",
                 f"theta {rule}",
@@ -551,7 +571,12 @@ def summary(results: dict) -> None:
         results["formula"] = learned["formula"]
         results["surviving_terms"] = learned["surviving_terms"]
     targets: dict[str, Any] = {}
-    for name, prefix in (("omniglot", ""), ("mnist", "mnist_")):
+    for name, prefix in (
+        ("omniglot", ""),
+        ("mnist", "mnist_"),
+        ("omniglot_he", "omniglot_he_"),
+        ("mnist_he", "mnist_he_"),
+    ):
         rows = results.get(name, {})
         gaps = {
             d: row["learned"]["mean"] - row["fa"]["mean"]
@@ -622,7 +647,7 @@ def main() -> None:
 
     sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
     for s in sections:
-        if s in ("omniglot", "mnist"):
+        if s in ("omniglot", "mnist", "omniglot_he", "mnist_he"):
             episodes_section(s, results, cfg, args.data_root, save, report_dir=Path(args.out).with_suffix(""))
         elif s == "continual":
             continual_section(results, cfg, args.data_root, save)

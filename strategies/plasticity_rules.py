@@ -31,13 +31,15 @@ def deploy_learner(
     hidden_sizes: Sequence[int] | None,
     input_shape: Sequence[int] | None,
     seed: int,
+    init_gain: float | None = None,
 ) -> PlasticityRuleLearner:
     """The rule on the stream's network: a learner, a checkpoint path or ``{term: theta}``; the
     coefficients are frozen and ``hidden_sizes``/``num_classes``/``input_shape`` (when given) replace the
     learner's network.
 
     :raises TypeError: ``learner`` is none of those.
-    :raises ValueError: unknown terms, or sizes that are not positive ints.
+    :raises ValueError: unknown terms, sizes that are not positive ints, or an ``init_gain`` that is not a
+        finite number > 0.
     """
     if isinstance(learner, (str, Path)):
         learner = load_rule(learner)
@@ -62,7 +64,9 @@ def deploy_learner(
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
         sizes[-1] = num_classes
-    deployed = learner.with_network(sizes, shape)
+    if init_gain is not None and (isinstance(init_gain, bool) or not isinstance(init_gain, (int, float))):
+        raise ValueError(f"init_gain must be a finite number > 0 or None, got {init_gain!r}")
+    deployed = learner.with_network(sizes, shape, init_gain)
     deployed.freeze()
     deployed.generator = torch.Generator().manual_seed(int(seed))
     deployed.inplace = True  # the strategy owns its plastic weights
@@ -74,11 +78,11 @@ class MetaPlasticityRule(LocalRuleTemplate):
 
     A fully connected softplus network (no biases) learns one update per training minibatch with
     ``W <- W + sum_r theta_r F_r`` through its fixed random feedback matrices; there is no optimizer and
-    no autograd. Forward and feedback weights are drawn Xavier-uniform from ``seed``; the rule's
-    coefficients never change here. Works with ``EvaluationPlugin`` and ``ReplayPlugin`` (replayed samples
-    join the online update). The paper learns one sample at a time: keep ``train_mb_size=1``; a
-    one-sample step of the paper's terms runs fused, as two outer products per layer
-    (:mod:`avalanche_plasticity.plasticity_rules.fused`).
+    no autograd. Forward and feedback weights are drawn Xavier-uniform (times ``init_gain``) from
+    ``seed``; the rule's coefficients never change here. Works with ``EvaluationPlugin`` and
+    ``ReplayPlugin`` (replayed samples join the online update). The paper learns one sample at a time:
+    keep ``train_mb_size=1``; a one-sample step of the paper's terms runs fused, as two outer products
+    per layer (:mod:`avalanche_plasticity.plasticity_rules.fused`).
 
     :param learner: a :class:`~avalanche_plasticity.plasticity_rules.PlasticityRuleLearner`, the path of
         its checkpoint, or a ``{term: coefficient}`` mapping.
@@ -86,6 +90,8 @@ class MetaPlasticityRule(LocalRuleTemplate):
     :param hidden_sizes: hidden widths (default: the learner's network).
     :param input_shape: shape of one input (default: the learner's, e.g. ``(1, 28, 28)``).
     :param seed: draws the initial forward and the fixed feedback weights.
+    :param init_gain: gain on their Xavier init (default: the learner's; 1 is the paper's, ``math.sqrt(2)``
+        keeps the input signal in deep nets). Deploy a rule with the gain it was meta-trained under.
     :param reset_on_train: restart from fresh weights at each ``train()`` call (default False).
     """
 
@@ -97,6 +103,7 @@ class MetaPlasticityRule(LocalRuleTemplate):
         hidden_sizes: Sequence[int] | None = None,
         input_shape: Sequence[int] | None = None,
         seed: int = 0,
+        init_gain: float | None = None,
         criterion: nn.Module | None = None,
         train_mb_size: int = 1,
         train_epochs: int = 1,
@@ -109,7 +116,12 @@ class MetaPlasticityRule(LocalRuleTemplate):
         **base_kwargs,
     ) -> None:
         deployed = deploy_learner(
-            learner, num_classes=num_classes, hidden_sizes=hidden_sizes, input_shape=input_shape, seed=seed
+            learner,
+            num_classes=num_classes,
+            hidden_sizes=hidden_sizes,
+            input_shape=input_shape,
+            seed=seed,
+            init_gain=init_gain,
         )
         self.learner = deployed
         placeholder = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)

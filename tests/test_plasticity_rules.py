@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from avalanche_plasticity.checkpoint import CheckpointError
+from avalanche_plasticity.meta_learning import MetaTrainConfig, meta_train
 from avalanche_plasticity.plasticity_rules import (
     PAPER_POOL,
     LayerSignals,
@@ -303,6 +305,45 @@ def test_other_bad_config_raises():
         PlasticityRuleConfig(layer_sizes=(10, 3), input_shape=(1, 28, 28))
     with pytest.raises(ValueError, match="terms must be a non-empty sequence"):
         PlasticityRuleConfig(terms="oja")
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="init_gain must be a finite number > 0"):
+            PlasticityRuleConfig(init_gain=bad)
+
+
+@pytest.mark.parametrize("feedback", ["fixed", "symmetric"])
+def test_init_gain_scales_the_papers_xavier_draws(feedback, tmp_path):
+    sizes = (12, 10, 8, 3)
+
+    def draws(gain):
+        learner = rule_learner(layer_sizes=sizes, feedback=feedback, init_gain=gain)
+        learner.generator = torch.Generator().manual_seed(5)
+        return learner, learner.initial_fast_weights(2)
+
+    _, paper = draws(1.0)
+    he, scaled = draws(2**0.5)
+    assert len(scaled) == (3 if feedback == "symmetric" else 6)
+    for a, b in zip(paper, scaled, strict=True):
+        torch.testing.assert_close(b, a * 2**0.5)
+    bound = (6 / (12 + 10)) ** 0.5  # Xavier-uniform bound of the first layer
+    assert paper[0].abs().max() <= bound < scaled[0].abs().max()
+    save_rule(he, tmp_path / "he.pt")
+    assert load_rule(tmp_path / "he.pt").config.init_gain == pytest.approx(2**0.5)
+
+
+def test_he_gain_keeps_the_input_signal_of_a_deep_softplus_net():
+    """Softplus(beta=10) units are nearly ReLUs: under the paper's Xavier init the input-dependent part
+    of the activity shrinks layer by layer; with He's gain it does not (much)."""
+    x = torch.rand(1, 64, 100, generator=torch.Generator().manual_seed(1))
+    sizes = (100,) + (100,) * 10 + (5,)
+
+    def last_hidden_signal(gain):
+        learner = rule_learner(layer_sizes=sizes, feedback="symmetric", init_gain=gain)
+        learner.generator = torch.Generator().manual_seed(2)
+        acts, _ = forward_activities(learner.initial_fast_weights(1), x)
+        y = acts[-2]  # last hidden layer
+        return float(y.std(dim=1).mean() / y.abs().mean())
+
+    assert last_hidden_signal(2**0.5) > 5 * last_hidden_signal(1.0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -487,3 +528,30 @@ def test_alignment_of_the_update_counts_every_term():
         expected = F.cosine_similarity(step_rule, step_sgd, dim=0)
         torch.testing.assert_close(out["update"][l], expected)
         assert out["update"][l] < 0.99
+
+
+def test_checkpoint_from_before_init_gain_still_resumes(tmp_path):
+    """A config field added later (``init_gain``) takes its default when an older checkpoint is resumed;
+    a checkpoint of another gain is refused."""
+
+    class Source:
+        def sample(self, episodes, generator):
+            return _random_episodes(episodes)
+
+    def fresh(gain=1.0):
+        torch.manual_seed(0)
+        return rule_learner(layer_sizes=(8, 6, 3), coefficients={"pseudo_gradient": 0.1}, init_gain=gain)
+
+    path = tmp_path / "r.pt"
+    cfg = MetaTrainConfig(steps=2, meta_batch_size=2, default_lr=1e-2)
+    meta_train(fresh(), Source(), cfg, checkpoint=path, progress=False)
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["learner_config"]["init_gain"]  # as written before the field existed
+    torch.save(ckpt, path)
+    res = meta_train(
+        fresh(), Source(), MetaTrainConfig(**{**cfg.__dict__, "steps": 3}), checkpoint=path, progress=False
+    )
+    assert res.steps_done == 3
+    assert load_rule(path).config.init_gain == 1.0
+    with pytest.raises(CheckpointError, match="different learner config"):
+        meta_train(fresh(2**0.5), Source(), cfg, checkpoint=path, progress=False)

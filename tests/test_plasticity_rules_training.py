@@ -193,6 +193,13 @@ def test_strategy_bad_input_raises():
         MetaPlasticityRule(learner={"pseudo_gradient": 0.1}, num_classes=1)
     with pytest.raises(ValueError, match="lr must be a number > 0"):
         FeedbackAlignment(num_classes=10, lr=0.0)
+    for bad in ("he", 0.0, float("nan")):
+        with pytest.raises(ValueError, match="init_gain must be a finite number > 0"):
+            MetaPlasticityRule(learner={"pseudo_gradient": 0.1}, init_gain=bad)
+    he = FeedbackAlignment(num_classes=10, hidden_sizes=(8,), init_gain=2**0.5)
+    assert he.learner.config.init_gain == 2**0.5
+    plain = FeedbackAlignment(num_classes=10, hidden_sizes=(8,))
+    torch.testing.assert_close(he.model.fast_weights[0], plain.model.fast_weights[0] * 2**0.5)
     strategy = FeedbackAlignment(num_classes=10, hidden_sizes=(8,))
     with pytest.raises(ValueError, match="input batch must have shape"):
         strategy.model.learn(torch.rand(2, 784), torch.zeros(2, dtype=torch.long))

@@ -19,6 +19,7 @@ effect is large (weight decay, the activity-scaled terms) then dominate the earl
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,9 @@ class PlasticityRuleConfig:
     :param input_shape: shape of one input before flattening (default ``(layer_sizes[0],)``).
     :param term_lr_scale: per-term meta-learning-rate scale ``s_r`` by term name (others 1), see above;
         ``None``: :data:`DEFAULT_TERM_LR_SCALE` for the terms of the rule.
+    :param init_gain: gain on the per-episode Xavier-uniform forward and feedback weights. 1 is the
+        paper's init. Softplus units with beta = 10 are nearly ReLUs, so under gain 1 the input-dependent
+        part of the activity roughly halves per layer; ``math.sqrt(2)`` (He's gain) keeps it in deep nets.
     """
 
     layer_sizes: tuple[int, ...] = PAPER_LAYER_SIZES
@@ -85,6 +89,7 @@ class PlasticityRuleConfig:
     input_shape: tuple[int, ...] | None = None
     task: str = "classification"
     term_lr_scale: dict[str, float] | None = None
+    init_gain: float = 1.0
 
     def __post_init__(self) -> None:
         self.layer_sizes = tuple(int(n) for n in self.layer_sizes)
@@ -123,6 +128,9 @@ class PlasticityRuleConfig:
         if bad:
             raise ValueError(f"term_lr_scale needs terms of the rule with scales > 0, got {bad}")
         self.term_lr_scale = {k: float(v) for k, v in self.term_lr_scale.items()}
+        if not (math.isfinite(self.init_gain) and self.init_gain > 0):
+            raise ValueError(f"init_gain must be a finite number > 0, got {self.init_gain}")
+        self.init_gain = float(self.init_gain)
         if self.task != "classification":
             raise ValueError(
                 f"task must be 'classification' (the rule's error is softmax - onehot), got {self.task!r}"
@@ -204,14 +212,15 @@ class PlasticityRuleLearner(nn.Module):
         return x.flatten(-k) if k > 1 else x
 
     def initial_fast_weights(self, episodes: int = 1) -> list[Tensor]:
-        """Fresh Xavier-uniform forward weights and (for fixed feedback) feedback matrices per episode."""
+        """Fresh Xavier-uniform forward weights and (for fixed feedback) feedback matrices per episode,
+        times ``config.init_gain``."""
         s = self.config.layer_sizes
         device = self.raw_coefficients.device
+        gain = self.config.init_gain
         shapes = [(episodes, s[l + 1], s[l]) for l in range(self.num_layers)]
-        weights = [xavier_uniform(sh, self.generator).to(device) for sh in shapes]
-        if self.config.feedback == "symmetric":
-            return weights
-        return weights + [xavier_uniform(sh, self.generator).to(device) for sh in shapes]
+        n = len(shapes) if self.config.feedback == "symmetric" else 2 * len(shapes)
+        draws = [xavier_uniform(sh, self.generator) for sh in (shapes * 2)[:n]]
+        return [(w * gain if gain != 1.0 else w).to(device) for w in draws]
 
     def split(self, fast: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor] | None]:
         """``(forward weights, feedback matrices or None)`` of a fast state."""
@@ -263,14 +272,20 @@ class PlasticityRuleLearner(nn.Module):
         """The coefficients by term name."""
         return dict(zip(self.config.terms, self.coefficients.detach().tolist(), strict=True))
 
-    def with_network(self, layer_sizes: Sequence[int], input_shape: Sequence[int] | None = None) -> Any:
+    def with_network(
+        self,
+        layer_sizes: Sequence[int],
+        input_shape: Sequence[int] | None = None,
+        init_gain: float | None = None,
+    ) -> Any:
         """The same rule on another network (the coefficients are shared by all layers, so a rule
-        learned on one architecture runs on any)."""
+        learned on one architecture runs on any); ``init_gain`` None keeps this learner's."""
         cfg = dataclasses.replace(
             self.config,
             layer_sizes=tuple(layer_sizes),
             input_shape=None if input_shape is None else tuple(input_shape),
             l1=0.0,
+            init_gain=self.config.init_gain if init_gain is None else init_gain,
         )
         return PlasticityRuleLearner(cfg, coefficients=self.coefficients.detach().clone())
 
@@ -294,10 +309,12 @@ def rule_learner(
     l1: float = 0.0,
     input_shape: Sequence[int] | None = None,
     term_lr_scale: Mapping[str, float] | None = None,
+    init_gain: float = 1.0,
 ) -> PlasticityRuleLearner:
     """Build a learner. ``coefficients`` as a mapping ``{term: theta}`` (others 0) or one value per term;
     default: the paper's start (pseudo-gradient 1e-3, others 0). ``term_lr_scale``: per-term scale of the
-    meta-learning rate (see :class:`PlasticityRuleConfig`).
+    meta-learning rate; ``init_gain``: gain on the Xavier init (1: the paper's; see
+    :class:`PlasticityRuleConfig`).
 
     :raises ValueError: unknown term names, or coefficients that do not match the terms.
     """
@@ -317,6 +334,7 @@ def rule_learner(
         l1=l1,
         input_shape=None if input_shape is None else tuple(input_shape),
         term_lr_scale=None if term_lr_scale is None else dict(term_lr_scale),
+        init_gain=init_gain,
     )
     return PlasticityRuleLearner(cfg, coefficients=values)
 
