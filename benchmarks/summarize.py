@@ -6,6 +6,7 @@ python benchmarks/summarize.py
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -303,7 +304,10 @@ def plasticity_rules(d: dict) -> list[str]:
 
         def hidden(row: dict, method: str, key: str) -> str:
             # hidden layers only (the output layer's error is exact for every rule), nearest the output first
-            return " / ".join(f"{v:.2f}" for v in reversed(row[method]["alignment"][key][:-1]))
+            values = list(reversed(row[method]["alignment"][key][:-1]))
+            if values and all(math.isnan(v) for v in values):
+                return "diverged"
+            return " / ".join(f"{v:.2f}" for v in values)
 
         lines += [
             "",
@@ -355,6 +359,8 @@ def _pm(r: dict | None) -> str:
     if not r or r.get("mean") is None:
         return (r or {}).get("skipped", "-") if r else "-"
     extra = f" ({r['diverged_seeds']} diverged)" if r.get("diverged_seeds") else ""
+    if r.get("diverged_episodes"):
+        extra += f" ({r['diverged_episodes']}/{r['episodes']} episodes diverged)"
     return f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}{extra}"
 
 
