@@ -13,7 +13,9 @@ resumes from its checkpoint under ``benchmarks/results/plasticity_rules/checkpoi
                over the episode's support images, from fresh Xavier weights; mean over ``eval_episodes``
                episodes per seed, mean/std over seeds (seed s draws the episodes, the initial and the
                feedback weights).
-  mnist        the same on MNIST episodes at the paper's depth.
+  mnist        the same on MNIST episodes (the paper's K = 50).
+  omniglot_he, mnist_he
+               the same sweeps with He's gain on the forward weights' init (``init_gain``).
   continual    SplitMNIST (5 experiences) and continual Omniglot (evaluation classes) in Avalanche, one pass
                at batch size 1, with the rules above beside FLP and OML (their Omniglot CPU checkpoints).
   step_time    seconds per online step of the learned rule as deployed (no autograd, zero terms skipped,
@@ -106,9 +108,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # rule. From FA's rate (nothing else on) at depth 10, the rule collapsed to uniform outputs on
         # MNIST; the depth-5 rule run unchanged on the depth-10 net already reaches 47 % (FA: 20 %).
         "warm_start_deeper": True,
-        # The *_he sections rerun the depth sweep with He's gain (sqrt 2) on the Xavier init: the paper's
-        # init leaves a 10-layer softplus net almost no input signal at its last hidden layer (0.03), so
-        # at 2x depth nothing learns in one pass, backprop included; He's gain keeps it (0.46).
+        # The *_he sections rerun the depth sweep with He's gain (sqrt 2) on the forward weights'
+        # Xavier init (the feedback matrices keep the paper's scale). The paper's init leaves a 10-layer
+        # softplus net almost no input signal at its last hidden layer (0.03), so at 2x depth nothing
+        # learns in one pass, backprop included; He's gain keeps it (0.46).
         "he_gain": math.sqrt(2.0),
     },
     # The paper's settings (EMNIST -> Omniglot/MNIST here): one episode per meta-update, 600 episodes,

@@ -274,8 +274,9 @@ def plasticity_rules(d: dict) -> list[str]:
     if any(d.get(name) for name in ("omniglot_he", "mnist_he")):
         lines += [
             "",
-            "'He gain': the same sweep with every forward and feedback matrix drawn Xavier-uniform times "
-            f"√2 (`init_gain={cfg.get('he_gain', 2**0.5):.4f}`), the usual gain for ReLU-like units; the "
+            "'He gain': the same sweep with every forward matrix drawn Xavier-uniform times "
+            f"√2 (`init_gain={cfg.get('he_gain', 2**0.5):.4f}`; the feedback matrices keep the paper's "
+            "Xavier scale), the usual gain for ReLU-like units; the "
             "paper's Xavier init leaves the 10-layer net almost no input signal at its last hidden layer. "
             "Same episodes, seeds, grids and budgets; its learned rules are meta-trained under that init "
             "(depth 10 from the depth-5 He rule).",

@@ -78,7 +78,7 @@ class MetaPlasticityRule(LocalRuleTemplate):
 
     A fully connected softplus network (no biases) learns one update per training minibatch with
     ``W <- W + sum_r theta_r F_r`` through its fixed random feedback matrices; there is no optimizer and
-    no autograd. Forward and feedback weights are drawn Xavier-uniform (times ``init_gain``) from
+    no autograd. Forward weights (times ``init_gain``) and feedback weights are drawn Xavier-uniform from
     ``seed``; the rule's coefficients never change here. Works with ``EvaluationPlugin`` and
     ``ReplayPlugin`` (replayed samples join the online update). The paper learns one sample at a time:
     keep ``train_mb_size=1``; a one-sample step of the paper's terms runs fused, as two outer products
@@ -90,8 +90,9 @@ class MetaPlasticityRule(LocalRuleTemplate):
     :param hidden_sizes: hidden widths (default: the learner's network).
     :param input_shape: shape of one input (default: the learner's, e.g. ``(1, 28, 28)``).
     :param seed: draws the initial forward and the fixed feedback weights.
-    :param init_gain: gain on their Xavier init (default: the learner's; 1 is the paper's, ``math.sqrt(2)``
-        keeps the input signal in deep nets). Deploy a rule with the gain it was meta-trained under.
+    :param init_gain: gain on the forward weights' Xavier init (default: the learner's; 1 is the paper's,
+        ``math.sqrt(2)`` keeps the input signal in deep nets). Deploy a rule with the gain it was
+        meta-trained under.
     :param reset_on_train: restart from fresh weights at each ``train()`` call (default False).
     """
 

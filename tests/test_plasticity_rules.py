@@ -311,7 +311,7 @@ def test_other_bad_config_raises():
 
 
 @pytest.mark.parametrize("feedback", ["fixed", "symmetric"])
-def test_init_gain_scales_the_papers_xavier_draws(feedback, tmp_path):
+def test_init_gain_scales_the_papers_xavier_forward_draws(feedback, tmp_path):
     sizes = (12, 10, 8, 3)
 
     def draws(gain):
@@ -322,8 +322,10 @@ def test_init_gain_scales_the_papers_xavier_draws(feedback, tmp_path):
     _, paper = draws(1.0)
     he, scaled = draws(2**0.5)
     assert len(scaled) == (3 if feedback == "symmetric" else 6)
-    for a, b in zip(paper, scaled, strict=True):
-        torch.testing.assert_close(b, a * 2**0.5)
+    for a, b in zip(paper[:3], scaled[:3], strict=True):
+        torch.testing.assert_close(b, a * 2**0.5)  # forward weights
+    for a, b in zip(paper[3:], scaled[3:], strict=True):
+        torch.testing.assert_close(b, a)  # feedback matrices keep the paper's scale
     bound = (6 / (12 + 10)) ** 0.5  # Xavier-uniform bound of the first layer
     assert paper[0].abs().max() <= bound < scaled[0].abs().max()
     save_rule(he, tmp_path / "he.pt")

@@ -200,6 +200,7 @@ def test_strategy_bad_input_raises():
     assert he.learner.config.init_gain == 2**0.5
     plain = FeedbackAlignment(num_classes=10, hidden_sizes=(8,))
     torch.testing.assert_close(he.model.fast_weights[0], plain.model.fast_weights[0] * 2**0.5)
+    torch.testing.assert_close(he.model.fast_weights[2], plain.model.fast_weights[2])  # feedback
     strategy = FeedbackAlignment(num_classes=10, hidden_sizes=(8,))
     with pytest.raises(ValueError, match="input batch must have shape"):
         strategy.model.learn(torch.rand(2, 784), torch.zeros(2, dtype=torch.long))

@@ -75,9 +75,12 @@ class PlasticityRuleConfig:
     :param input_shape: shape of one input before flattening (default ``(layer_sizes[0],)``).
     :param term_lr_scale: per-term meta-learning-rate scale ``s_r`` by term name (others 1), see above;
         ``None``: :data:`DEFAULT_TERM_LR_SCALE` for the terms of the rule.
-    :param init_gain: gain on the per-episode Xavier-uniform forward and feedback weights. 1 is the
-        paper's init. Softplus units with beta = 10 are nearly ReLUs, so under gain 1 the input-dependent
-        part of the activity roughly halves per layer; ``math.sqrt(2)`` (He's gain) keeps it in deep nets.
+    :param init_gain: gain on the per-episode Xavier-uniform forward weights (the feedback matrices keep
+        the paper's Xavier scale). 1 is the paper's init. Softplus units with beta = 10 are nearly ReLUs,
+        so under gain 1 the input-dependent part of the activity roughly halves per layer;
+        ``math.sqrt(2)`` (He's gain) keeps it in deep nets. The gain is not put on the feedback matrices:
+        errors sent back through them at full size but in random directions made FA and learned rules
+        diverge in online passes (``benchmarks/NOTES.md``).
     """
 
     layer_sizes: tuple[int, ...] = PAPER_LAYER_SIZES
@@ -212,15 +215,19 @@ class PlasticityRuleLearner(nn.Module):
         return x.flatten(-k) if k > 1 else x
 
     def initial_fast_weights(self, episodes: int = 1) -> list[Tensor]:
-        """Fresh Xavier-uniform forward weights and (for fixed feedback) feedback matrices per episode,
-        times ``config.init_gain``."""
+        """Fresh Xavier-uniform forward weights (times ``config.init_gain``) and, for fixed feedback,
+        Xavier-uniform feedback matrices per episode."""
         s = self.config.layer_sizes
         device = self.raw_coefficients.device
         gain = self.config.init_gain
         shapes = [(episodes, s[l + 1], s[l]) for l in range(self.num_layers)]
-        n = len(shapes) if self.config.feedback == "symmetric" else 2 * len(shapes)
-        draws = [xavier_uniform(sh, self.generator) for sh in (shapes * 2)[:n]]
-        return [(w * gain if gain != 1.0 else w).to(device) for w in draws]
+        weights = [xavier_uniform(sh, self.generator) for sh in shapes]
+        if gain != 1.0:
+            weights = [w * gain for w in weights]
+        weights = [w.to(device) for w in weights]
+        if self.config.feedback == "symmetric":
+            return weights
+        return weights + [xavier_uniform(sh, self.generator).to(device) for sh in shapes]
 
     def split(self, fast: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor] | None]:
         """``(forward weights, feedback matrices or None)`` of a fast state."""
