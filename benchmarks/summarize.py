@@ -244,7 +244,7 @@ def plasticity_rules(d: dict) -> list[str]:
         "episodes. Every method meta-learns its coefficients on background episodes (backprop and FA: the "
         "pseudo-gradient's rate; learned: the ten-term pool with L1), starting from the rate with the lowest "
         "query cross-entropy on a grid (the learned rule from FA's). 'As read': the learned rule with only "
-        "its surviving terms. 'Input signal': at the initial (Xavier) weights, how much of the last hidden "
+        "its surviving terms. 'Input signal': at the initial weights, how much of the last hidden "
         "layer's activity still depends on the input (std across samples over mean magnitude).",
         "",
         "| plastic layers | input signal | start rate (BP / FA) | backprop | feedback alignment "
