@@ -60,7 +60,8 @@ from avalanche_plasticity.reporting import machine, write_results
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "results" / "plasticity_rules"
-SECTIONS = ("omniglot", "mnist", "omniglot_he", "mnist_he", "continual", "step_time")
+EPISODE_SECTIONS = ("omniglot", "mnist", "omniglot_he", "mnist_he")
+SECTIONS = (*EPISODE_SECTIONS, "continual", "step_time")
 METHODS = ("backprop", "fa", "learned")
 PAPER_DEPTH = 5
 INPUT_SHAPE = (1, 28, 28)
@@ -585,12 +586,8 @@ def summary(results: dict) -> None:
         results["formula"] = learned["formula"]
         results["surviving_terms"] = learned["surviving_terms"]
     targets: dict[str, Any] = {}
-    for name, prefix in (
-        ("omniglot", ""),
-        ("mnist", "mnist_"),
-        ("omniglot_he", "omniglot_he_"),
-        ("mnist_he", "mnist_he_"),
-    ):
+    for name in EPISODE_SECTIONS:
+        prefix = "" if name == "omniglot" else f"{name}_"
         rows = results.get(name, {})
         gaps = {
             d: row["learned"]["mean"] - row["fa"]["mean"]
@@ -662,7 +659,7 @@ def main() -> None:
 
     sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
     for s in sections:
-        if s in ("omniglot", "mnist", "omniglot_he", "mnist_he"):
+        if s in EPISODE_SECTIONS:
             episodes_section(s, results, cfg, args.data_root, save, report_dir=Path(args.out).with_suffix(""))
         elif s == "continual":
             continual_section(results, cfg, args.data_root, save)

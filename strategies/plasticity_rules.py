@@ -64,8 +64,6 @@ def deploy_learner(
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
         sizes[-1] = num_classes
-    if init_gain is not None and (isinstance(init_gain, bool) or not isinstance(init_gain, (int, float))):
-        raise ValueError(f"init_gain must be a finite number > 0 or None, got {init_gain!r}")
     deployed = learner.with_network(sizes, shape, init_gain)
     deployed.freeze()
     deployed.generator = torch.Generator().manual_seed(int(seed))

@@ -131,7 +131,12 @@ class PlasticityRuleConfig:
         if bad:
             raise ValueError(f"term_lr_scale needs terms of the rule with scales > 0, got {bad}")
         self.term_lr_scale = {k: float(v) for k, v in self.term_lr_scale.items()}
-        if not (math.isfinite(self.init_gain) and self.init_gain > 0):
+        gain = self.init_gain
+        if (
+            isinstance(gain, bool)
+            or not isinstance(gain, (int, float))
+            or not (math.isfinite(gain) and gain > 0)
+        ):
             raise ValueError(f"init_gain must be a finite number > 0, got {self.init_gain}")
         self.init_gain = float(self.init_gain)
         if self.task != "classification":
@@ -221,10 +226,7 @@ class PlasticityRuleLearner(nn.Module):
         device = self.raw_coefficients.device
         gain = self.config.init_gain
         shapes = [(episodes, s[l + 1], s[l]) for l in range(self.num_layers)]
-        weights = [xavier_uniform(sh, self.generator) for sh in shapes]
-        if gain != 1.0:
-            weights = [w * gain for w in weights]
-        weights = [w.to(device) for w in weights]
+        weights = [(xavier_uniform(sh, self.generator) * gain).to(device) for sh in shapes]
         if self.config.feedback == "symmetric":
             return weights
         return weights + [xavier_uniform(sh, self.generator).to(device) for sh in shapes]
