@@ -19,22 +19,29 @@ class CheckpointError(ValueError):
     """A checkpoint is unreadable, or belongs to a different learner/configuration."""
 
 
-def save_atomic(obj: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Save ``obj`` to ``path`` atomically (tmp file + fsync + ``os.replace``)."""
+def write_bytes_atomic(data: bytes, path: str | os.PathLike[str]) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file with a unique name in the same folder,
+    fsync, then ``os.replace``. Readers see the old file or the new one, never a partial one, and
+    processes writing the same path at once do not trip over each other's temporary files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save({"format_version": FORMAT_VERSION, **obj}, buf)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_atomic(obj: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Save ``obj`` to ``path`` atomically (:func:`write_bytes_atomic`)."""
+    buf = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **obj}, buf)
+    write_bytes_atomic(buf.getvalue(), path)
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None) -> dict[str, Any]:

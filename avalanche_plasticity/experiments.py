@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, write_bytes_atomic
 from .configs import (
     CLASSIFICATION_ONLY,
     DEFAULT_LR,
@@ -713,10 +713,8 @@ def run_comparison(
         result = RunResult(name, seed, curve, matrix, time.perf_counter() - t, cfg)
         runs.append(result)
         if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps({"fingerprint": fingerprint, "run": result.to_json()}))
-            tmp.replace(cached)
+            payload = {"fingerprint": fingerprint, "run": result.to_json()}
+            write_bytes_atomic(json.dumps(payload).encode(), cached)
         if on_run is not None:
             on_run(result, loggers, learner)
         outer.update(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from .checkpoint import write_bytes_atomic
 
 if TYPE_CHECKING:
     from .experiments import Comparison
@@ -20,10 +21,7 @@ def write_results(payload: dict[str, Any], path: str | Path) -> None:
     """Write a benchmark's results as indented JSON (creating the folder) and say where. The file is
     replaced atomically, so a run killed while writing leaves the previous results intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    write_bytes_atomic(json.dumps(payload, indent=2).encode(), path)
     print(f"wrote {path}")
 
 
@@ -225,9 +223,7 @@ def write_outputs(
         ("results.json", json.dumps(comparison.to_json(), indent=2, default=repr) + "\n"),
     ):
         path = out / fname
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_bytes_atomic(text.encode(), path)
         written.append(path)
     for stem, fig in (figures(comparison) if figs is None else figs).items():
         path = out / f"{stem}.png"

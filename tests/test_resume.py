@@ -149,3 +149,32 @@ def test_benchmark_run_recorder_resumes_finished_runs(tmp_path):
     again = run_recorder(saved, out)
     assert again("s", "k", lambda: calls.append(2) or {"acc": 0.0})["acc"] == 0.5
     assert calls == [1]
+
+
+def test_concurrent_atomic_writes_of_one_path_all_succeed(tmp_path):
+    """Several processes building the same cache file at once (two benchmark jobs on a fresh machine) must
+    not trip over each other's temporary files: every write lands whole, and no temporary file is left."""
+    import threading
+
+    from avalanche_plasticity.checkpoint import write_bytes_atomic
+
+    target = tmp_path / "cache" / "omniglot_evaluation.npy"
+    payloads = [bytes([i]) * 50_000 for i in range(8)]
+    barrier, errors = threading.Barrier(len(payloads)), []
+
+    def writer(data: bytes) -> None:
+        barrier.wait()
+        try:
+            for _ in range(25):
+                write_bytes_atomic(data, target)
+        except Exception as e:  # collected, so the test names the failure
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_bytes() in payloads
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]

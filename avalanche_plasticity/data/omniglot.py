@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import write_bytes_atomic
 from .root import DataNotFoundError, cache_dir, resolve_data_root
 
 OMNIGLOT_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/{split}.zip"
@@ -222,9 +223,9 @@ def load_omniglot(
         images = np.load(cached).astype(np.float32)
     else:
         half = resize_images(_load_raw(root_path, split), image_size).astype(np.float16)
-        tmp = cached.with_suffix(".tmp.npy")
-        np.save(tmp, half)
-        tmp.replace(cached)
+        buf = io.BytesIO()
+        np.save(buf, half)
+        write_bytes_atomic(buf.getvalue(), cached)  # safe when several processes build it at once
         images = half.astype(np.float32)  # identical to what later (cached) loads return
     if images.shape[:2] != (NUM_CLASSES[split], DRAWERS):
         raise DataNotFoundError(
@@ -247,8 +248,6 @@ def download_omniglot(root: str | Path | None = None) -> Path:
         target = base / f"images_{split}.zip"
         if target.exists():
             continue
-        tmp = target.with_suffix(".part")
         with urllib.request.urlopen(OMNIGLOT_URL.format(split=f"images_{split}"), timeout=60) as r:
-            tmp.write_bytes(r.read())
-        tmp.replace(target)
+            write_bytes_atomic(r.read(), target)
     return base
