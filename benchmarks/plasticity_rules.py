@@ -12,7 +12,10 @@ resumes from its checkpoint under ``benchmarks/results/plasticity_rules/checkpoi
                (surviving terms only). Online accuracy: query accuracy after one pass, one sample at a time,
                over the episode's support images, from fresh Xavier weights; mean over ``eval_episodes``
                episodes per seed, mean/std over seeds (seed s draws the episodes, the initial and the
-               feedback weights).
+               feedback weights). Also per depth, a second floor: the output layer alone
+               learning on the random hidden features (``output_layer_only``, zero feedback); and,
+               deeper than the paper's, the learned rule meta-trained again at ``deep_retry_meta_lr``
+               (``learned_low_meta_lr``) where the section's meta-lr is higher.
   mnist        the same on MNIST episodes (the paper's K = 50).
   omniglot_he, mnist_he
                the same sweeps with He's gain on the forward weights' init (``init_gain``).
@@ -114,6 +117,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # softplus net almost no input signal at its last hidden layer (0.03), so at 2x depth nothing
         # learns in one pass, backprop included; He's gain keeps it (0.46).
         "he_gain": math.sqrt(2.0),
+        # Deeper than the paper's, the learned rule is meta-trained a second time at this meta-lr where
+        # the section's own is higher (Omniglot): the depth-10 rules collapsed to uniform outputs at 3e-3.
+        "deep_retry_meta_lr": 3e-4,
     },
     # The paper's settings (EMNIST -> Omniglot/MNIST here): one episode per meta-update, 600 episodes,
     # Adam 1e-3, theta_0 = 1e-3 at the start, 47 output units, K = 50 / Q = 10 where the data allow it.
@@ -138,6 +144,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr_grid": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
         "lr_grid_episodes": 100,
         "he_gain": math.sqrt(2.0),
+        "deep_retry_meta_lr": 3e-4,
     },
 }
 # A minute-long run of every section, to check the script end to end.
@@ -237,6 +244,37 @@ def alignment(
         init_gain=gain,
     ).freeze()
     return {k: v.tolist() for k, v in alignment_with_backprop(learner, batch).items()}
+
+
+class OutputLayerOnly(PlasticityRuleLearner):
+    """FA's learner with zero feedback matrices: no error reaches the hidden layers, so only the output
+    layer learns (its pseudo-gradient is exact) on the fixed random features of the hidden layers. What a
+    rule gets without teaching any hidden layer."""
+
+    def initial_fast_weights(self, episodes: int = 1) -> list[torch.Tensor]:
+        fast = super().initial_fast_weights(episodes)
+        return fast[: self.num_layers] + [torch.zeros_like(b) for b in fast[self.num_layers :]]
+
+
+def output_layer_only(sizes: tuple[int, ...], cfg: dict[str, Any], batch, held: list) -> dict[str, Any]:
+    """The output layer alone learning online at the rate (from ``cfg["lr_grid"]``) with the lowest query
+    cross-entropy on background episodes ``batch``, evaluated on ``held``."""
+    grid = {}
+    for lr in cfg["lr_grid"]:
+        base = make_learner("fa", sizes, cfg, lr)
+        learner = OutputLayerOnly(base.config, coefficients=base.coefficients.detach()).freeze()
+        with torch.no_grad():
+            r = online_evaluation(learner, batch, seed=500)
+        loss = float(r["loss"].mean())
+        grid[str(lr)] = {
+            "loss": loss if math.isfinite(loss) else None,
+            "accuracy": float(r["accuracy"].mean()),
+        }
+    finite = {lr: v["loss"] for lr, v in grid.items() if v["loss"] is not None}
+    rate = float(min(finite, key=finite.get)) if finite else cfg["init_theta0"]
+    base = make_learner("fa", sizes, cfg, rate)
+    learner = OutputLayerOnly(base.config, coefficients=base.coefficients.detach()).freeze()
+    return {**evaluate(learner, held), "rate": rate, "lr_grid": grid}
 
 
 def make_learner_from(
@@ -360,49 +398,105 @@ def episodes_section(
                 # the paper-depth rule on this network before any meta-training at this depth
                 row["paper_depth_rule_zero_shot"] = evaluate(make_learner_from(init_rule, sizes, gain), held)
                 save()
-            learner = make_learner(method, sizes, cfg, init, init_rule)
-            mcfg = MetaTrainConfig(
-                steps=steps[method],
-                meta_batch_size=cfg["meta_batch_size"],
-                default_lr=cfg["meta_lr"],
-                checkpoint_every=10,
-                seed=depth * 100 + METHODS.index(method),
+            row[method] = meta_train_entry(
+                name, method, depth, sizes, cfg, steps[method], init, init_rule, train_src, held, report_dir
             )
-            ckpt = OUT_DIR / "checkpoints" / cfg["preset"] / f"{name}_depth{depth}_{method}.pt"
-            torch.manual_seed(mcfg.seed)  # per-episode initial/feedback draws (restored on resume)
-            t0 = time.perf_counter()
-            res = meta_train_rule(learner, train_src, mcfg, checkpoint=ckpt, desc=f"{name} d{depth} {method}")
-            seconds = time.perf_counter() - t0
-            acc = evaluate(learner, held)
-            rule = learner.rule()
-            traj = coefficient_history(res.history, learner.config.terms)
-            entry = {
-                **acc,
-                "theta": rule,
-                "meta_steps": res.steps_done,
-                "meta_episodes": res.steps_done * cfg["meta_batch_size"],
-                "meta_seconds_this_call": seconds,
-                "final_meta_loss": statistics.mean(h["meta_loss"] for h in res.history[-10:]),
-                "layer_sizes": list(sizes),
-                "init_theta0": init,
-                "init_rule": f"learned at depth {PAPER_DEPTH}" if init_rule is not None else None,
-                "init_gain": gain,
-                "diverged_meta_batches": sum(1 for h in res.history if not math.isfinite(h["meta_loss"])),
-                "done": True,
-            }
-            if method == "learned":
-                entry["formula"] = rule_formula(rule)
-                entry["surviving_terms"] = surviving_terms(rule)
-                save_rule_report(report_dir, rule, traj, name=f"{name}_depth{depth}_learned")
-            entry["alignment"] = alignment(rule, method, sizes, held[0], gain)
-            row[method] = entry
-            if method == "learned":
-                read_rules(row["learned"], sizes, held, gain)
             print(
-                f"[{name} depth {depth}] {method}: online acc {acc['mean']:.3f} +- {acc['std']:.3f}",
-                f"theta {rule}",
+                f"[{name} depth {depth}] {method}: online acc {row[method]['mean']:.3f} "
+                f"+- {row[method]['std']:.3f}, theta {row[method]['theta']}"
             )
             save()
+        if "output_layer_only" not in row:
+            batch = fixed_episodes(train_src, cfg["lr_grid_episodes"], 500)
+            row["output_layer_only"] = output_layer_only(sizes, cfg, batch, held)
+            print(f"[{name} depth {depth}] output layer only: {row['output_layer_only']['mean']:.3f}")
+            save()
+        # Deeper than the paper's, a second meta-training of the learned rule from the same start at a
+        # lower meta-lr (the MNIST one), where the section's own meta-lr is higher: does the collapse to
+        # uniform outputs come from the meta-optimiser's step size?
+        retry_lr = cfg.get("deep_retry_meta_lr")
+        warm = section.get(str(PAPER_DEPTH), {}).get("learned", {}).get("theta")
+        if (
+            retry_lr is not None
+            and retry_lr < cfg["meta_lr"]
+            and depth > PAPER_DEPTH
+            and warm is not None
+            and not row.get("learned_low_meta_lr", {}).get("done")
+        ):
+            row["learned_low_meta_lr"] = meta_train_entry(
+                name,
+                "learned",
+                depth,
+                sizes,
+                {**cfg, "meta_lr": retry_lr},
+                steps["learned"],
+                chosen["fa"],
+                warm,
+                train_src,
+                held,
+                report_dir,
+                tag="_low_meta_lr",
+            )
+            retry = row["learned_low_meta_lr"]
+            print(f"[{name} depth {depth}] learned, meta-lr {retry_lr:g}: {retry['mean']:.3f}")
+            save()
+
+
+def meta_train_entry(
+    name: str,
+    method: str,
+    depth: int,
+    sizes: tuple[int, ...],
+    cfg: dict[str, Any],
+    steps: int,
+    init: float,
+    init_rule: dict[str, float] | None,
+    train_src,
+    held: list,
+    report_dir: Path,
+    tag: str = "",
+) -> dict[str, Any]:
+    """Meta-train one method at one depth (resuming from its checkpoint) and evaluate it on ``held``."""
+    gain = cfg["init_gain"]
+    learner = make_learner(method, sizes, cfg, init, init_rule)
+    mcfg = MetaTrainConfig(
+        steps=steps,
+        meta_batch_size=cfg["meta_batch_size"],
+        default_lr=cfg["meta_lr"],
+        checkpoint_every=10,
+        seed=depth * 100 + METHODS.index(method),
+    )
+    ckpt = OUT_DIR / "checkpoints" / cfg["preset"] / f"{name}_depth{depth}_{method}{tag}.pt"
+    torch.manual_seed(mcfg.seed)  # per-episode initial/feedback draws (restored on resume)
+    t0 = time.perf_counter()
+    res = meta_train_rule(learner, train_src, mcfg, checkpoint=ckpt, desc=f"{name} d{depth} {method}{tag}")
+    seconds = time.perf_counter() - t0
+    acc = evaluate(learner, held)
+    rule = learner.rule()
+    traj = coefficient_history(res.history, learner.config.terms)
+    entry = {
+        **acc,
+        "theta": rule,
+        "meta_steps": res.steps_done,
+        "meta_episodes": res.steps_done * cfg["meta_batch_size"],
+        "meta_seconds_this_call": seconds,
+        "final_meta_loss": statistics.mean(h["meta_loss"] for h in res.history[-10:]),
+        "layer_sizes": list(sizes),
+        "init_theta0": init,
+        "init_rule": f"learned at depth {PAPER_DEPTH}" if init_rule is not None else None,
+        "init_gain": gain,
+        "meta_lr": cfg["meta_lr"],
+        "diverged_meta_batches": sum(1 for h in res.history if not math.isfinite(h["meta_loss"])),
+        "done": True,
+    }
+    if method == "learned":
+        entry["formula"] = rule_formula(rule)
+        entry["surviving_terms"] = surviving_terms(rule)
+        save_rule_report(report_dir, rule, traj, name=f"{name}_depth{depth}_learned{tag}")
+    entry["alignment"] = alignment(rule, method, sizes, held[0], gain)
+    if method == "learned":
+        read_rules(entry, sizes, held, gain)
+    return entry
 
 
 # ---------------------------------------------------------------------------------------------------

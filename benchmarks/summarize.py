@@ -245,11 +245,13 @@ def plasticity_rules(d: dict) -> list[str]:
         "pseudo-gradient's rate; learned: the ten-term pool with L1), starting from the rate with the lowest "
         "query cross-entropy on a grid (the learned rule from FA's). 'As read': the learned rule with only "
         "its surviving terms. 'Input signal': at the initial weights, how much of the last hidden "
-        "layer's activity still depends on the input (std across samples over mean magnitude).",
+        "layer's activity still depends on the input (std across samples over mean magnitude). 'Output "
+        "layer only': no error reaches the hidden layers (zero feedback), so only the output layer learns, "
+        "with its exact pseudo-gradient, on the random hidden features (rate picked on the same grid).",
         "",
         "| plastic layers | input signal | start rate (BP / FA) | backprop | feedback alignment "
-        "| learned rule | learned, as read | learned − FA |",
-        "|---|---|---|---|---|---|---|---|",
+        "| output layer only | learned rule | learned, as read | learned − FA |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def row_cells(row: dict) -> str:
@@ -257,7 +259,7 @@ def plasticity_rules(d: dict) -> list[str]:
         start = f"{chosen['backprop']:g} / {chosen['fa']:g}" if chosen else "-"
         signal = row.get("input_signal_by_layer")
         start = (f"{signal[-1]:.2f}" if signal else "-") + f" | {start}"
-        cells = [_pm(row.get(m)) for m in ("backprop", "fa", "learned")]
+        cells = [_pm(row.get(m)) for m in ("backprop", "fa", "output_layer_only", "learned")]
         cells.append(_pm((row.get("learned") or {}).get("read_rule")))
         gap = row["learned"]["mean"] - row["fa"]["mean"] if "learned" in row and "fa" in row else None
         return f"{start} | " + " | ".join(cells) + f" | {_gap(gap, 0.0)} |"
@@ -294,6 +296,21 @@ def plasticity_rules(d: dict) -> list[str]:
             "That rule run unchanged on the depth-10 net, before any meta-training there: "
             + ", ".join(zero_shot)
             + ".",
+        ]
+    retries = [
+        f"{name} depth {depth}: {_pm(row['learned_low_meta_lr'])} % "
+        f"(final meta-loss {row['learned_low_meta_lr']['final_meta_loss']:.3f}; at "
+        f"{cfg['meta_lr']:g}: {_pm(row.get('learned'))} %, {row['learned']['final_meta_loss']:.3f})"
+        for name in sweeps
+        for depth, row in sorted((d.get(name) or {}).items(), key=lambda kv: int(kv[0]))
+        if (row.get("learned_low_meta_lr") or {}).get("done") and "learned" in row
+    ]
+    if retries:
+        lines += [
+            "",
+            f"The same deeper-than-paper meta-training at meta-lr {cfg.get('deep_retry_meta_lr', 0):g} "
+            f"instead of {cfg['meta_lr']:g} (same start, episodes and budget; ln 5 = {math.log(5):.3f} is "
+            "the cross-entropy of uniform outputs): " + "; ".join(retries) + ".",
         ]
     align_rows = [
         (name, depth, row)
