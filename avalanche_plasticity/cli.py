@@ -30,8 +30,10 @@ from typing import Any
 
 import torch
 
+from .alignment import available_rules
 from .checkpoint import CheckpointError, load_checkpoint
 from .configs import (
+    ALIGNMENT_BASES,
     DEFAULT_SCALE,
     LEARNER_NAMES,
     SCALES,
@@ -42,6 +44,7 @@ from .configs import (
     apply_overrides,
     configure,
     parse_assignments,
+    split_strategy,
 )
 from .experiments import Comparison, RunResult, checkpoint_name, load_trained, meta_trained, run_comparison
 from .reporting import (
@@ -180,6 +183,15 @@ def _positive_int(name: str):
 _seed = _int_at_least("a seed", 0)
 
 
+def _strategy(text: str) -> str:
+    """A compared strategy's name (see :func:`.configs.split_strategy`), as an argparse type."""
+    try:
+        split_strategy(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def _common(p: argparse.ArgumentParser, *, wandb: bool = True, overrides: bool = True) -> None:
     if overrides:
         p.add_argument(
@@ -237,10 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--strategies",
         nargs="+",
-        choices=STRATEGIES,
+        type=_strategy,
         default=None,
-        help="default: every strategy that runs on the scenario (MetaPlasticityRule and FeedbackAlignment "
-        "need a classification stream: omniglot)",
+        metavar="STRATEGY",
+        help=f"{', '.join(STRATEGIES)}, or a credit-assignment rule inside an SGD strategy: "
+        f"<{'|'.join(ALIGNMENT_BASES)}>+<rule> with rule one of {', '.join(available_rules())} (e.g. "
+        "Naive+sa, EWC+fa). Default: every strategy of the first list that runs on the scenario "
+        "(MetaPlasticityRule and FeedbackAlignment need a classification stream: omniglot)",
     )
     c.add_argument(
         "--scale", choices=SCALES, default=None, help="presets (default: quick for sine, cpu for omniglot)"

@@ -78,9 +78,47 @@ DEFAULT_LR = {
 }
 
 
+# Credit-assignment rules without weight symmetry (``AlignmentPlugin``) run inside these SGD strategies:
+# the strategy "<base>+<rule>", e.g. "Naive+sa" or "EWC+fa", is the base trained with that rule.
+ALIGNMENT_BASES = ("Naive", "EWC", "Replay")
+
+
+def split_strategy(name: str) -> tuple[str, str | None]:
+    """``(strategy, alignment rule)`` of a compared strategy's name: one of :data:`STRATEGIES` (rule
+    ``None``), or ``"<base>+<rule>"`` with a base of :data:`ALIGNMENT_BASES` and a registered
+    ``AlignmentPlugin`` rule (``fa``, ``sa``, ``wm``, ...; see
+    :func:`avalanche_plasticity.alignment.available_rules`).
+
+    :raises ValueError: an unknown strategy, base or rule (the message lists what is accepted).
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"strategy names are strings, got {name!r}")
+    if name in STRATEGIES:
+        return name, None
+    from .alignment import available_rules
+
+    rules = tuple(available_rules())
+    base, plus, rule = name.partition("+")
+    if plus and base in ALIGNMENT_BASES and rule in rules:
+        return base, rule
+    if plus and base in ALIGNMENT_BASES:
+        raise ValueError(f"strategy {name!r}: unknown alignment rule {rule!r}; rules: {', '.join(rules)}")
+    raise ValueError(
+        f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}, or <base>+<rule> with base one of "
+        f"{', '.join(ALIGNMENT_BASES)} and rule one of {', '.join(rules)} (e.g. Naive+sa)"
+    )
+
+
+def runs_on(name: str, scenario: str) -> bool:
+    """Whether strategy ``name`` runs on ``scenario`` (the plasticity rules need a classification stream;
+    the alignment rules run wherever their base does)."""
+    return scenario != "sine" or split_strategy(name)[0] not in CLASSIFICATION_ONLY
+
+
 def default_strategies(scenario: str) -> tuple[str, ...]:
-    """Every strategy that runs on ``scenario`` (the plasticity rules need a classification stream)."""
-    return tuple(s for s in STRATEGIES if scenario != "sine" or s not in CLASSIFICATION_ONLY)
+    """Every strategy of :data:`STRATEGIES` that runs on ``scenario`` (the plasticity rules need a
+    classification stream). The alignment-rule strategies (``Naive+sa``, ...) are opt-in."""
+    return tuple(s for s in STRATEGIES if runs_on(s, scenario))
 
 
 OMNIGLOT_MARKS = (10, 25, 50, 100, 200, 400, 600)
@@ -96,8 +134,9 @@ class StreamConfig:
     :param eval_points: numbers of experiences after which everything seen so far is evaluated (None:
         after every function for sine; at 10, 25, 50, 100, ... classes for Omniglot).
     :param lr: learning rates by strategy (OML's online PLN, Naive, EWC, Replay, FeedbackAlignment's
-        pseudo-gradient); missing ones use the defaults: OML the ``inner_lr`` it was meta-trained with,
-        FeedbackAlignment 0.03, the others 0.01.
+        pseudo-gradient, and alignment-rule strategies such as ``Naive+sa``); missing ones use the
+        defaults: OML the ``inner_lr`` it was meta-trained with, FeedbackAlignment 0.03, an alignment-rule
+        strategy its base's, the others 0.01.
     :param ewc_lambda: EWC's penalty (None: 1 on sine, 100 on Omniglot).
     :param mem_size: Replay's buffer size.
     """
@@ -121,9 +160,15 @@ class StreamConfig:
                     f"eval_points must be positive numbers of experiences, got {self.eval_points}"
                 )
         with_lr = [s for s in STRATEGIES if s not in NO_LR]
-        unknown = set(self.lr) - set(with_lr)
-        if unknown:
-            raise ValueError(f"lr has unknown strategies {sorted(unknown)}; choose from {with_lr}")
+        for k in self.lr:
+            try:
+                base, _ = split_strategy(k)
+            except ValueError as e:
+                raise ValueError(f"lr: {e}") from None
+            if base in NO_LR:
+                raise ValueError(
+                    f"lr: {k!r} has no SGD learning rate; choose from {with_lr} or <base>+<rule>"
+                )
         for k, v in self.lr.items():
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"lr[{k!r}] must be a finite number > 0, got {v!r}")

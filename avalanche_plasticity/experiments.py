@@ -34,12 +34,13 @@ from .configs import (
     EWC_LAMBDA,
     NO_LR,
     OMNIGLOT_MARKS,
-    STRATEGIES,
     StreamConfig,
     configure,
     default_strategies,
     input_size,
     presets,
+    runs_on,
+    split_strategy,
 )
 from .distributed import World
 from .flp import FLPLearner
@@ -236,8 +237,9 @@ def make_strategy(
     num_classes: int | None = None,
     rule_config: Any = None,
 ):
-    """Build one of :data:`STRATEGIES` with a quiet evaluator reporting accuracy or MSE (plus loss), per
-    experience and over the stream.
+    """Build one of :data:`STRATEGIES`, or ``"<base>+<rule>"`` (e.g. ``"Naive+sa"``: the SGD strategy
+    ``base`` trained with ``AlignmentPlugin(rule)``; see :func:`.configs.split_strategy`), with a quiet
+    evaluator reporting accuracy or MSE (plus loss), per experience and over the stream.
 
     :param num_classes: the stream's classes (MetaPlasticityRule, FeedbackAlignment: the output units).
     :param rule_config: FeedbackAlignment's network (a ``PlasticityRuleConfig``: hidden widths and input
@@ -251,8 +253,11 @@ def make_strategy(
     from avalanche_plasticity.strategies import FLP, OML, FeedbackAlignment, MetaPlasticityRule
     from avalanche_plasticity.strategies.plasticity_rules import PAPER_HIDDEN_SIZES
 
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+    name, rule = split_strategy(name)
+    if rule is not None:  # the rule's feedback weights are drawn from the run's seed
+        from avalanche_plasticity.strategies import AlignmentPlugin
+
+        plugins = [*(plugins or []), AlignmentPlugin(rule, seed=seed)]
     if name in CLASSIFICATION_ONLY and task != "classification":
         raise ValueError(
             f"strategy {name!r} learns from a classification error; task must be 'classification', "
@@ -577,7 +582,9 @@ def run_comparison(
     resumable checkpoints), then run ``strategies`` on the same stream for every seed in ``seeds``.
 
     :param strategies: default: every strategy that runs on the scenario (:func:`default_strategies`);
-        MetaPlasticityRule and FeedbackAlignment need a classification stream.
+        MetaPlasticityRule and FeedbackAlignment need a classification stream. ``"<base>+<rule>"``
+        (e.g. ``"Naive+sa"``) adds an SGD strategy trained with a credit-assignment rule
+        (:func:`.configs.split_strategy`).
     :param scale: preset scale (default: ``quick`` for sine, ``cpu`` for Omniglot).
     :param overrides: ``key=value`` settings (see :func:`apply_overrides`), for the learners' presets and
         the stream (``stream.*``).
@@ -595,10 +602,9 @@ def run_comparison(
     """
     t0 = time.perf_counter()
     strategies = default_strategies(scenario) if strategies is None else tuple(strategies)
-    unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown:
-        raise ValueError(f"unknown strategies {unknown}; choose from {STRATEGIES}")
-    misplaced = [s for s in strategies if s not in default_strategies(scenario)]
+    for s in strategies:
+        split_strategy(s)  # raises for an unknown strategy, base or rule
+    misplaced = [s for s in strategies if not runs_on(s, scenario)]
     if misplaced:
         raise ValueError(
             f"strategies {misplaced} need a classification stream; on {scenario!r} choose from "
@@ -657,6 +663,7 @@ def run_comparison(
     jobs = [(name, seed) for seed in seeds for name in strategies]
     outer = tqdm(total=len(jobs), desc="compare", disable=not progress, dynamic_ncols=True)
     for name, seed in jobs:
+        base, rule_name = split_strategy(name)
         learner = learners.get(name)
         source = learner_presets[name].source if name in learner_presets else ref.source
         settings = _stream_settings(scenario, stream, learner.config if learner is not None else arch, source)
@@ -666,12 +673,14 @@ def run_comparison(
             "seed": seed,
             "scale": scale,
             "stream": settings,
-            "lr": lr.get(name) if name not in NO_LR else None,
-            "ewc_lambda": ewc_lambda if name == "EWC" else None,
-            "mem_size": stream.mem_size if name == "Replay" else None,
+            "lr": lr.get(name, lr.get(base)) if base not in NO_LR else None,
+            "ewc_lambda": ewc_lambda if base == "EWC" else None,
+            "mem_size": stream.mem_size if base == "Replay" else None,
             "train_mb_size": mb,
             "eval_points": list(marks) if marks else None,
         }
+        if rule_name is not None:  # only then, so the other runs' cached fingerprints stay valid
+            cfg["alignment_rule"] = rule_name
         if learner is not None:
             cfg["meta_seed"] = meta_seed
             cfg["learner"] = {"kind": type(learner).__name__, **dataclasses.asdict(learner.config)}
@@ -700,7 +709,7 @@ def run_comparison(
             learner=learner,
             learner_config=arch,
             task=task,
-            lr=lr.get(name),
+            lr=lr.get(name, lr.get(base)),
             ewc_lambda=ewc_lambda,
             mem_size=stream.mem_size,
             train_mb_size=mb,

@@ -133,14 +133,16 @@ def test_default_command_is_compare(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["compare", "--strategies", "SGD"], "invalid choice: 'SGD'"),
+        (["compare", "--strategies", "SGD"], "unknown strategy 'SGD'; choose from FLP, OML"),
+        (["compare", "--strategies", "Naive+zz"], "unknown alignment rule 'zz'; rules: backprop, fa"),
+        (["compare", "--strategies", "FLP+sa"], "<base>+<rule> with base one of Naive, EWC, Replay"),
         (["compare", "--meta-steps", "0"], "--meta-steps must be a positive integer"),
         (["compare", "--seeds", "-1"], "a seed must be an integer >= 0"),
         (["compare", "--set", "foo=1"], "unknown setting 'foo'; valid keys are FLP.learner: "),
         (["compare", "--set", "steps=ten"], "--set steps=ten: expected an integer, got 'ten'"),
         (["compare", "--set", "task=vision"], "expected one of ['regression', 'classification']"),
         (["compare", "--set", "lr.Naive=0.1"], "'lr' is in several sections (meta, stream)"),
-        (["compare", "--set", "stream.lr.SGD=0.1"], "lr has unknown strategies ['SGD']"),
+        (["compare", "--set", "stream.lr.SGD=0.1"], "lr: unknown strategy 'SGD'"),
         (["compare", "--set", "noequals"], "expected key=value, got 'noequals'"),
         (["compare", "--set", "seed=3"], "the seed is set with --seed"),
         (["compare", "--num-classes", "20"], "--num-classes applies to --scenario omniglot only"),
@@ -156,7 +158,7 @@ def test_default_command_is_compare(tmp_path, capsys):
             ["compare", "--scenario", "omniglot", "--set", "MetaPlasticityRule.source.image_size=32"],
             "input_shape (1, 28, 28) must be (1, image_size, image_size) = (1, 32, 32)",
         ),
-        (["compare", "--set", "stream.lr.MetaPlasticityRule=1"], "unknown strategies ['MetaPlasticityRule']"),
+        (["compare", "--set", "stream.lr.MetaPlasticityRule=1"], "'MetaPlasticityRule' has no SGD learning"),
     ],
 )
 def test_bad_arguments_are_reported(argv, message, capsys):
@@ -277,3 +279,38 @@ def test_table_names_diverged_runs():
     table = Comparison("omniglot", runs, {}).markdown()
     assert "| MetaPlasticityRule | 0.400 ± 0.100 | diverged |" in table
     assert "| FeedbackAlignment | 0.300 ± 0.100 | 0.100 ± 0.000 (1 diverged) |" in table
+
+
+def test_alignment_rules_run_inside_the_sgd_strategies_of_compare(tmp_path):
+    """``<base>+<rule>`` runs the SGD strategy with AlignmentPlugin(rule): with exact backprop as the rule
+    it reproduces the plain strategy to float precision, with fixed random feedback it does not; the rule
+    and the learning rate (the base's unless given) are in the run's config."""
+    from avalanche_plasticity.experiments import make_strategy, run_comparison
+
+    result = run_comparison(
+        "sine",
+        strategies=("Naive", "Naive+backprop", "Naive+fa", "EWC+sa"),
+        stream=StreamConfig(lr={"EWC+sa": 0.02}),
+        progress=False,
+        checkpoint_dir=tmp_path,
+    )
+    runs = {r.strategy: r for r in result.runs}
+    plain, tied, fa = (list(runs[n].curve.values()) for n in ("Naive", "Naive+backprop", "Naive+fa"))
+    assert plain == pytest.approx(tied, rel=1e-5)
+    assert max(abs(a - b) for a, b in zip(plain, fa, strict=True)) > 1e-3
+    assert runs["Naive+fa"].config["alignment_rule"] == "fa" and "alignment_rule" not in runs["Naive"].config
+    assert runs["Naive+fa"].config["lr"] == runs["Naive"].config["lr"] == 0.01
+    assert runs["EWC+sa"].config["lr"] == 0.02 and runs["EWC+sa"].config["ewc_lambda"] == 1.0
+
+    from avalanche_plasticity.alignment import feedback_layers
+    from avalanche_plasticity.configs import presets
+    from avalanche_plasticity.strategies import AlignmentPlugin
+
+    arch = presets("sine", "quick")["FLP"].learner_config
+    strategy = make_strategy("Replay+wm", learner_config=arch, task="regression", seed=3)
+    plugin = next(p for p in strategy.plugins if isinstance(p, AlignmentPlugin))
+    assert plugin.rule.name == "wm" and plugin.seed == 3
+    plugin.before_training(strategy)
+    assert len(list(feedback_layers(strategy.model))) == 4
+    with pytest.raises(ValueError, match="unknown alignment rule 'zz'"):
+        run_comparison("sine", strategies=("Naive+zz",), progress=False, checkpoint_dir=tmp_path)
