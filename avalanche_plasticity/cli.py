@@ -254,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STRATEGY",
         help=f"{', '.join(STRATEGIES)}, or a credit-assignment rule inside an SGD strategy: "
         f"<{'|'.join(ALIGNMENT_BASES)}>+<rule> with rule one of {', '.join(available_rules())} (e.g. "
-        "Naive+sa, EWC+fa). Default: every strategy of the first list that runs on the scenario "
-        "(MetaPlasticityRule and FeedbackAlignment need a classification stream: omniglot)",
+        "Naive+sa, EWC+fa). Default: every strategy of the first list that runs on the scenario, "
+        "except the opt-in ComplexSynapse (MetaPlasticityRule and FeedbackAlignment need a "
+        "classification stream: omniglot)",
     )
     c.add_argument(
         "--scale", choices=SCALES, default=None, help="presets (default: quick for sine, cpu for omniglot)"
@@ -426,6 +427,7 @@ def _unit(scenario: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    from .contrastive.meta_training import bilevel_config_from_dict
     from .meta_learning import MetaTrainConfig
     from .presets import Preset
 
@@ -448,10 +450,19 @@ def cmd_evaluate(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         if scenario != "omniglot":
             p.error("--num-classes applies to omniglot checkpoints only")
         overrides["stream.num_classes"] = str(args.num_classes)
-    name = {"FLPLearner": "FLP", "OMLLearner": "OML", "PlasticityRuleLearner": "MetaPlasticityRule"}[
-        type(learner).__name__
-    ]
-    meta_cfg = MetaTrainConfig(**ckpt["meta_config"]) if "meta_config" in ckpt else MetaTrainConfig()
+    kinds = {
+        "FLPLearner": "FLP",
+        "OMLLearner": "OML",
+        "PlasticityRuleLearner": "MetaPlasticityRule",
+        "ComplexSynapseLearner": "ComplexSynapse",
+    }
+    if type(learner).__name__ not in kinds:
+        p.error(f"checkpoint {path} holds a {type(learner).__name__}; evaluate runs {', '.join(kinds)}")
+    name = kinds[type(learner).__name__]
+    if name == "ComplexSynapse":
+        meta_cfg = bilevel_config_from_dict(ckpt["meta_config"])
+    else:
+        meta_cfg = MetaTrainConfig(**ckpt["meta_config"]) if "meta_config" in ckpt else MetaTrainConfig()
     preset = Preset(name, learner.config, meta_cfg, dict(meta.get("source", {})))
     try:
         _, stream = apply_overrides({}, overrides, scenario=scenario, stream=StreamConfig())

@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin
 
-from .presets import Preset, omniglot_presets, sine_presets
+from .contrastive import ComplexSynapseConfig
+from .presets import Preset, complex_synapse_preset, omniglot_presets, sine_presets
 from .tasks import SineTaskSource
 
 SCENARIOS = ("sine", "omniglot")
 SCALES = ("quick", "cpu", "paper")
-LEARNER_NAMES = ("FLP", "OML", "MetaPlasticityRule")
+LEARNER_NAMES = ("FLP", "OML", "MetaPlasticityRule", "ComplexSynapse")
 DEFAULT_SCALE = {"sine": "quick", "omniglot": "cpu"}
 
 
@@ -46,7 +47,8 @@ def quick_sine_presets() -> dict[str, Preset]:
 
 def presets(scenario: str, scale: str = "cpu") -> dict[str, Preset]:
     """The meta-trained learners' presets of ``scenario`` at ``scale`` (``quick``: sine only; ``cpu``;
-    ``paper``): FLP and OML, and on Omniglot the plasticity rule (``MetaPlasticityRule``)."""
+    ``paper``): FLP and OML, on Omniglot the plasticity rule (``MetaPlasticityRule``), and below the paper
+    scale the contrastive rule's complex synapse (``ComplexSynapse``, on OML's episodes)."""
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {SCENARIOS}, got {scenario!r}")
     if scale not in SCALES:
@@ -54,16 +56,27 @@ def presets(scenario: str, scale: str = "cpu") -> dict[str, Preset]:
     if scale == "quick":
         if scenario != "sine":
             raise ValueError("scale 'quick' exists for the sine scenario only; use 'cpu' or 'paper'")
-        return quick_sine_presets()
-    if scenario == "sine":
-        return sine_presets(scale)
-    return omniglot_presets(scale)
+        out = quick_sine_presets()
+    else:
+        out = sine_presets(scale) if scenario == "sine" else omniglot_presets(scale)
+    if scale != "paper":  # no paper-scale continual setting of the complex synapse exists
+        out["ComplexSynapse"] = complex_synapse_preset(scenario, out["OML"].source)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
 # Comparison stream settings
 # ---------------------------------------------------------------------------------------------------
-STRATEGIES = ("FLP", "OML", "Naive", "EWC", "Replay", "MetaPlasticityRule", "FeedbackAlignment")
+STRATEGIES = (
+    "FLP",
+    "OML",
+    "Naive",
+    "EWC",
+    "Replay",
+    "MetaPlasticityRule",
+    "FeedbackAlignment",
+    "ComplexSynapse",
+)
 # Local rules driven by a softmax output error: classification streams only.
 CLASSIFICATION_ONLY = ("MetaPlasticityRule", "FeedbackAlignment")
 # Strategies deployed without an SGD learning rate of their own (FLP's and the rule's are meta-learned).
@@ -115,10 +128,15 @@ def runs_on(name: str, scenario: str) -> bool:
     return scenario != "sine" or split_strategy(name)[0] not in CLASSIFICATION_ONLY
 
 
+# Run when named only: the complex synapse adds minutes of meta-training to the default comparison.
+OPT_IN = ("ComplexSynapse",)
+
+
 def default_strategies(scenario: str) -> tuple[str, ...]:
     """Every strategy of :data:`STRATEGIES` that runs on ``scenario`` (the plasticity rules need a
-    classification stream). The alignment-rule strategies (``Naive+sa``, ...) are opt-in."""
-    return tuple(s for s in STRATEGIES if runs_on(s, scenario))
+    classification stream), except the opt-in ones (:data:`OPT_IN`, and the alignment-rule strategies
+    such as ``Naive+sa``)."""
+    return tuple(s for s in STRATEGIES if runs_on(s, scenario) and s not in OPT_IN)
 
 
 OMNIGLOT_MARKS = (10, 25, 50, 100, 200, 400, 600)
@@ -325,7 +343,7 @@ class _Scope:
         """``{section: {field: type}}`` of one learner's preset."""
         p = self.learners[learner]
         return {
-            "learner": _field_types(p.learner_config),
+            "learner": {k: v for k, v in _field_types(p.learner_config).items() if k != "seed"},
             "meta": {k: v for k, v in _field_types(p.meta).items() if k != "seed"},
             "source": _field_types(self.source_factory),
         }
@@ -379,6 +397,8 @@ def apply_overrides(
         for learner in [only] if only else list(presets_):
             for sec, fields in scope.sections(learner).items():
                 if section in (None, sec) and name in fields:
+                    if entry is not None and only is None and not _is_dict_type(fields[name]):
+                        continue  # e.g. meta.lr.plasticity: the learners whose meta lr is a dict
                     hits.append((learner, sec, fields[name]))
         if only is None and section in (None, "stream") and name in stream_fields:
             hits.append((None, "stream", stream_fields[name]))
@@ -398,7 +418,7 @@ def apply_overrides(
                 if entry is None:
                     target[name] = convert_value(text, tp)
                     continue
-                dict_tp = next((a for a in (tp, *get_args(tp)) if a is dict or get_origin(a) is dict), None)
+                dict_tp = next((a for a in (tp, *get_args(tp)) if _is_dict_type(a)), None)
                 if dict_tp is None:
                     raise ValueError(f"{name!r} is not a dict, so '.{entry}' cannot be set")
                 value_tp = get_args(dict_tp)[1] if len(get_args(dict_tp)) == 2 else Any
@@ -425,8 +445,13 @@ def apply_overrides(
             where = f"{learner}.{sec}" if learner else sec
             raise OverrideError(f"--set {where}: {shown}: {e}") from None
     for p in presets_.values():
+        _follow_source(scenario, p)
         _check_consistency(scenario, p)
     return presets_, stream
+
+
+def _is_dict_type(tp: Any) -> bool:
+    return any(a is dict or get_origin(a) is dict for a in (tp, *get_args(tp)))
 
 
 def _current(presets_: Mapping[str, Preset], stream: Any, learner: str | None, sec: str, name: str) -> Any:
@@ -439,9 +464,27 @@ def _current(presets_: Mapping[str, Preset], stream: Any, learner: str | None, s
 
 
 def input_size(learner_config: Any) -> int:
-    """The network input width of a learner config (FLP: ``layer_sizes[0]``, OML: ``rln_sizes[0]``)."""
+    """The network input width of a learner config (FLP: ``layer_sizes[0]``, OML: ``rln_sizes[0]``, a
+    bilevel learner's MLP: ``network["sizes"][0]``)."""
+    network = getattr(learner_config, "network", None)
+    if network is not None:
+        return network["sizes"][0]
     sizes = getattr(learner_config, "layer_sizes", None) or learner_config.rln_sizes
     return sizes[0]
+
+
+def _follow_source(scenario: str, p: Preset) -> None:
+    """The complex synapse's network spec is not a ``--set`` field: its input and output sizes follow its
+    episodes (sine: ``functions_per_episode + 1`` inputs; Omniglot: ``image_size``, ``num_units``)."""
+    if not isinstance(p.learner_config, ComplexSynapseConfig):
+        return
+    net = dict(p.learner_config.network)
+    if scenario == "sine":
+        net["sizes"] = [p.source.get("functions_per_episode", 10) + 1, *net["sizes"][1:]]
+    else:
+        net["image_size"] = p.source.get("image_size", 28)
+        net["num_outputs"] = p.source.get("num_units", net["num_outputs"])
+    p.learner_config = dataclasses.replace(p.learner_config, network=net)
 
 
 def _check_consistency(scenario: str, p: Preset) -> None:

@@ -32,6 +32,7 @@ from .configs import (
     DEFAULT_LR,
     DEFAULT_SCALE,
     EWC_LAMBDA,
+    LEARNER_NAMES,
     NO_LR,
     OMNIGLOT_MARKS,
     StreamConfig,
@@ -42,6 +43,13 @@ from .configs import (
     runs_on,
     split_strategy,
 )
+from .contrastive import (
+    BilevelMetaTrainConfig,
+    ComplexSynapseLearner,
+    load_bilevel_learner,
+    meta_train_bilevel,
+)
+from .contrastive.learners import LEARNERS as BILEVEL_LEARNERS
 from .distributed import World
 from .flp import FLPLearner
 from .meta_learning import load_learner, meta_train, saved_meta_config
@@ -56,14 +64,19 @@ from .tasks import SineTaskSource
 def build_learner(preset: Preset, seed: int = 0) -> FLPLearner | OMLLearner | PlasticityRuleLearner:
     if preset.learner == "MetaPlasticityRule":  # its weights are drawn afresh every episode
         return PlasticityRuleLearner(preset.learner_config)
+    if preset.learner == "ComplexSynapse":  # the seed draws the initial omega, as FLP's and OML's weights
+        return ComplexSynapseLearner(dataclasses.replace(preset.learner_config, seed=seed))
     cls = {"FLP": FLPLearner, "OML": OMLLearner}[preset.learner]
     return cls(preset.learner_config, seed=seed)
 
 
 def load_trained(path: str | Path) -> FLPLearner | OMLLearner | PlasticityRuleLearner:
     """A meta-trained learner from its checkpoint, whichever kind it is."""
-    if load_checkpoint(path).get("kind") == "PlasticityRuleLearner":
+    kind = load_checkpoint(path).get("kind")
+    if kind == "PlasticityRuleLearner":
         return load_rule(path)
+    if kind in BILEVEL_LEARNERS:
+        return load_bilevel_learner(path)
     return load_learner(path)
 
 
@@ -122,7 +135,7 @@ def meta_trained(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     device: str | torch.device = "cpu",
     position: int | None = None,
-) -> FLPLearner | OMLLearner:
+) -> FLPLearner | OMLLearner | PlasticityRuleLearner | ComplexSynapseLearner:
     """Meta-train preset ``name`` on ``scenario`` (resuming from ``checkpoint_dir`` if a run was cut
     short) and return the learner. A finished checkpoint is simply loaded.
 
@@ -153,21 +166,27 @@ def meta_trained(
         } == dataclasses.asdict(meta)
         if same and ckpt.get("step", 0) >= meta.steps:  # finished: load (a mismatch is reported below)
             return load_trained(path).to(device)
+    bilevel = isinstance(meta, BilevelMetaTrainConfig)  # the contrastive rule's learners
+    if bilevel and world is not None and world.size > 1:
+        raise ValueError(f"{name} is meta-trained in one process; run it without torchrun")
+    if bilevel and torch.device(device).type != "cpu":
+        raise ValueError(f"{name} is meta-trained on the CPU here, got device {device!r}")
     learner = build_learner(preset, seed).to(device)
-    meta_train(
-        learner,
-        task_source(scenario, preset, root),
-        meta,
+    common = dict(
         checkpoint=path,
         resume=resume,
         progress=progress,
         stop_after=stop_after,
         on_step=on_step,
-        world=world,
         metadata={"scenario": scenario, "scale": scale, "preset": name, "source": preset.source},
         desc=f"meta-train {name}",
         position=position,
     )
+    source = task_source(scenario, preset, root)
+    if bilevel:  # resumes from the checkpoint, and returns at once when it is finished
+        meta_train_bilevel(learner, source, meta, **common)
+    else:
+        meta_train(learner, source, meta, world=world, **common)
     return learner
 
 
@@ -277,6 +296,10 @@ def make_strategy(
         return OML(learner=learner, lr=lr, **common)
     if name == "MetaPlasticityRule":
         return MetaPlasticityRule(learner=learner, num_classes=num_classes, seed=seed, **common)
+    if name == "ComplexSynapse":  # SGD on the inner loss at lr (default: the learner's inner_lr)
+        from avalanche_plasticity.strategies import ComplexSynapse
+
+        return ComplexSynapse(learner=learner, lr=lr, **common)
     if name == "FeedbackAlignment":
         shape = tuple(getattr(rule_config, "input_shape", None) or (1, 28, 28))
         hidden = tuple(rule_config.layer_sizes[1:-1]) if rule_config is not None else PAPER_HIDDEN_SIZES
@@ -546,7 +569,11 @@ def _stream_settings(
             "batch_size": source.get("batch_size", 8),
         }
     trunk = getattr(learner_config, "trunk", None)
-    size = trunk["image_size"] if trunk else learner_config.input_shape[-1]
+    network = getattr(learner_config, "network", None)
+    if network is not None:  # a bilevel learner's conv net
+        size = network["image_size"]
+    else:
+        size = trunk["image_size"] if trunk else learner_config.input_shape[-1]
     return {"num_classes": stream.num_classes, "image_size": size}
 
 
@@ -617,6 +644,9 @@ def run_comparison(
         learner_presets, stream = configure(scenario, scale, overrides, stream=stream or StreamConfig())
     stream = stream or StreamConfig()
     learners = dict(learners or {})
+    missing = [n for n in strategies if n in LEARNER_NAMES and n not in learner_presets and n not in learners]
+    if missing:
+        raise ValueError(f"{missing} have no preset at scale {scale!r} on {scenario!r}; use another scale")
     todo = [n for n in learner_presets if n in strategies and n not in learners]
     jobs = {
         n: dict(
@@ -648,8 +678,9 @@ def run_comparison(
         if len(set(sizes.values())) > 1:
             raise ValueError(f"the learners read different image sizes {sizes}; give them all the same one")
     lr = {**DEFAULT_LR[scenario], **stream.lr}
-    if "OML" in learners and "OML" not in stream.lr:  # deploy OML with the SGD lr it was meta-trained for
-        lr["OML"] = learners["OML"].config.inner_lr
+    for n in ("OML", "ComplexSynapse"):  # deployed with the SGD lr they were meta-trained for
+        if n in learners and n not in stream.lr:
+            lr[n] = learners[n].config.inner_lr
     ewc_lambda = EWC_LAMBDA[scenario] if stream.ewc_lambda is None else stream.ewc_lambda
     if scenario == "sine":
         task, metric = "regression", "MSE_Stream"

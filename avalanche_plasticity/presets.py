@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .contrastive import (
+    BilevelMetaTrainConfig,
+    ComplexSynapseConfig,
+    ContrastiveConfig,
+    SolverConfig,
+)
 from .flp import FLPConfig
 from .meta_learning import MetaTrainConfig
 from .oml import OMLConfig
@@ -15,9 +21,9 @@ from .plasticity_rules.learner import PAPER_LAYER_SIZES, PlasticityRuleConfig
 class Preset:
     """Everything needed to meta-train one learner on one scenario."""
 
-    learner: str  # "FLP" | "OML" | "MetaPlasticityRule"
+    learner: str  # "FLP" | "OML" | "MetaPlasticityRule" | "ComplexSynapse"
     learner_config: Any
-    meta: MetaTrainConfig
+    meta: MetaTrainConfig | BilevelMetaTrainConfig  # the latter: the contrastive rule's learners
     source: dict[str, Any] = field(default_factory=dict)
 
 
@@ -152,3 +158,60 @@ def omniglot_presets(scale: str = "cpu") -> dict[str, Preset]:
         ),
         "MetaPlasticityRule": rule,
     }
+
+
+def complex_synapse_preset(scenario: str, source: dict[str, Any]) -> Preset:
+    """The complex synapse (Zucchet et al.) meta-trained by the contrastive rule, on the episodes
+    ``source`` of the scenario's other learners, so that its comparison stream has the same shape: the
+    settings of ``benchmarks/contrastive.py`` (its continual sections).
+
+    Sine: the MLP 11-64-64-64-1 (ReLU) of FLP/OML's ``cpu`` size, lambda from 1e-3 (meta-learned), the
+    symmetric estimator with beta 0.05, a free phase of 30 and nudged phases of 15 gradient steps (lr 0.02),
+    300 meta-updates of 4 tasks, Adam 3e-3; deployed by SGD at 0.05. Omniglot: the four-block conv net
+    (32 channels, per-example GroupNorm) with the stream's head, lambda 0.25 fixed and omega meta-learned,
+    beta 0.1, free 20 / nudged 10 steps (lr 0.1), 100 meta-updates of 4 tasks, Adam 3e-3; deployed by SGD at
+    1e-3 (the best of the benchmark's grid on a validation class order)."""
+    if scenario == "sine":
+        k = source.get("functions_per_episode", 10)
+        config = ComplexSynapseConfig(
+            network={"kind": "mlp", "sizes": [k + 1, 64, 64, 64, 1], "activation": "relu"},
+            init_lambda=1e-3,
+            inner_lr=0.05,
+        )
+        free, nudged = (
+            SolverConfig(lr=0.02, max_steps=30, tol=None),
+            SolverConfig(lr=0.02, max_steps=15, tol=None),
+        )
+        beta, steps, lr, clip, every = 0.05, 300, 3e-3, 10.0, 25
+    else:
+        config = ComplexSynapseConfig(
+            network={
+                "kind": "conv",
+                "channels": 32,
+                "image_size": source.get("image_size", 28),
+                "num_outputs": source["num_units"],
+                "norm": "layer",
+            },
+            task="classification",
+            init_lambda=0.25,
+            learn_lambda=False,
+            inner_lr=1e-3,
+        )
+        free, nudged = (
+            SolverConfig(lr=0.1, max_steps=20, tol=None),
+            SolverConfig(lr=0.1, max_steps=10, tol=None),
+        )
+        beta, steps, lr, clip, every = 0.1, 100, 3e-3, None, 10
+    meta = BilevelMetaTrainConfig(
+        steps=steps,
+        meta_batch_size=4,
+        estimator="contrastive",
+        lr=lr,
+        contrastive=ContrastiveConfig(
+            beta=beta, variant="symmetric", free=free, nudged=nudged, on_nonconvergence="skip"
+        ),
+        unrolled=free,
+        grad_clip=clip,
+        checkpoint_every=every,
+    )
+    return Preset("ComplexSynapse", config, meta, dict(source))

@@ -5,6 +5,12 @@ no checkpoint and no finished run to reuse), with W&B in its default mode (offli
 The wall time includes start-up, meta-training, the five strategies, the files, the plots and W&B.
 
     python benchmarks/compare_default.py      # -> benchmarks/results/compare_default.json
+
+With ``--strategies`` (and ``--seeds``) it times that comparison instead, e.g. every learner of the
+package side by side on the default stream:
+
+    python benchmarks/compare_default.py --strategies FLP OML Naive EWC Replay ComplexSynapse \
+        Naive+fa Naive+sa EWC+sa Replay+sa --seeds 0 1 2 --out benchmarks/results/compare_all.json
 """
 
 from __future__ import annotations
@@ -28,12 +34,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(HERE / "results" / "compare_default.json"))
     p.add_argument("--keep", default=None, help="copy the command's output folder here")
+    p.add_argument("--strategies", nargs="+", default=None, help="compare these (default: no arguments)")
+    p.add_argument("--seeds", nargs="+", default=None, help="stream seeds (with --strategies)")
     args = p.parse_args()
+    extra = ["--strategies", *args.strategies] if args.strategies else []
+    extra += ["--seeds", *args.seeds] if args.seeds else []
     exe = shutil.which("avalanche-plasticity", path=str(Path(sys.executable).parent))
     exe = exe or "avalanche-plasticity"
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        proc = subprocess.run([exe], cwd=tmp, capture_output=True, text=True)
+        proc = subprocess.run(
+            [exe, *(["compare", *extra] if extra else [])], cwd=tmp, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - t0
         sys.stderr.write(proc.stderr[-2000:])
         print(proc.stdout)
@@ -44,13 +56,17 @@ def main() -> None:
         if args.keep:
             shutil.copytree(folder, args.keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("wandb"))
     out = {
-        "command": "avalanche-plasticity compare",
+        "command": " ".join(["avalanche-plasticity compare", *extra]),
         "seconds": seconds,
         "comparison_seconds": results["seconds"],
         "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores; {results['machine']}",
         "config": results["config"],
         "results": {
-            name: {"final_mse": r["final_mse"], "mse_after_each_function": list(r["curve"].values())}
+            name: {
+                "final_mse": r["final_mse"],
+                "final_mse_std": r.get("final_mse_std", 0.0),
+                "mse_after_each_function": list(r["curve"].values()),
+            }
             for name, r in results["results"].items()
         },
         "table": proc.stdout[: proc.stdout.index("\n\n", proc.stdout.index("|"))],

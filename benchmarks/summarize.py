@@ -21,6 +21,9 @@ COMMANDS = {
     "meta_training_speed": "python benchmarks/meta_training_speed.py --meta-batch 16 --threads 1",
     "alignment": "python benchmarks/alignment.py --data-root ../shared/data --threads 2 --depths 2,4,8",
     "compare_default": "python benchmarks/compare_default.py",
+    "compare_all": "python benchmarks/compare_default.py --strategies FLP OML Naive EWC Replay "
+    "ComplexSynapse Naive+fa Naive+sa EWC+sa Replay+sa --seeds 0 1 2 "
+    "--out benchmarks/results/compare_all.json",
     "distributed": "python benchmarks/distributed.py --repeats 3 --data-root ../shared/data",
     "plasticity_rules": "AVP_DATA_DIR=../shared/data python benchmarks/plasticity_rules.py",
     "contrastive": "OMP_NUM_THREADS=1 python benchmarks/contrastive.py --data-root ../shared/data",
@@ -188,6 +191,24 @@ def compare_default(d: dict) -> list[str]:
             f"FLP and OML well below Naive (at most half its MSE): {'met' if well_below else 'NOT met'} "
             f"(FLP {res['FLP'] / res['Naive']:.2f}x, OML {res['OML'] / res['Naive']:.2f}x Naive's MSE)."
         )
+    return lines
+
+
+def compare_all(d: dict) -> list[str]:
+    """Every learner of the package in one ``compare`` on the default stream."""
+    seeds = d["config"].get("seeds", [0])
+    lines = [
+        f"`{d['command']}`: {d['seconds']:.0f} s wall from scratch (meta-training FLP, OML and the complex "
+        f"synapse, then every strategy on {len(seeds)} stream seeds). Final MSE on all 10 functions, mean ± "
+        "std over the seeds; `<base>+<rule>` is the SGD strategy trained with that credit-assignment rule.",
+        "",
+        "| strategy | final MSE |",
+        "|---|---|",
+        *(
+            f"| {k} | {v['final_mse']:.3f} ± {v.get('final_mse_std', 0.0):.3f} |"
+            for k, v in d["results"].items()
+        ),
+    ]
     return lines
 
 
@@ -482,6 +503,7 @@ SECTIONS = (
         "The main job: `avalanche-plasticity compare` with no arguments (issue #6)",
         compare_default,
     ),
+    ("compare_all", "Every learner side by side in `compare` (issues #4, #5, #6)", compare_all),
     ("distributed", "Distributed meta-training with torchrun (issue #6)", distributed),
     (
         "plasticity_rules",

@@ -153,7 +153,11 @@ def test_default_command_is_compare(tmp_path, capsys):
         (["evaluate", "/no/such/checkpoint.pt"], "no checkpoint at /no/such/checkpoint.pt"),
         (["evaluat"], "invalid choice: 'evaluat'"),
         (["compare", "--strategies", "MetaPlasticityRule"], "['MetaPlasticityRule'] need a classification"),
-        (["meta-train", "--learner", "MetaPlasticityRule"], "learner must be one of ['FLP', 'OML'] on sine"),
+        (
+            ["meta-train", "--learner", "MetaPlasticityRule"],
+            "learner must be one of ['FLP', 'OML', 'ComplexSynapse'] on sine",
+        ),
+        (["compare", "--scale", "paper", "--strategies", "ComplexSynapse"], "no preset at scale 'paper'"),
         (
             ["compare", "--scenario", "omniglot", "--set", "MetaPlasticityRule.source.image_size=32"],
             "input_shape (1, 28, 28) must be (1, image_size, image_size) = (1, 32, 32)",
@@ -314,3 +318,38 @@ def test_alignment_rules_run_inside_the_sgd_strategies_of_compare(tmp_path):
     assert len(list(feedback_layers(strategy.model))) == 4
     with pytest.raises(ValueError, match="unknown alignment rule 'zz'"):
         run_comparison("sine", strategies=("Naive+zz",), progress=False, checkpoint_dir=tmp_path)
+
+
+def test_complex_synapse_in_compare_meta_train_and_evaluate(tmp_path, capsys):
+    """The contrastive rule's complex synapse is a compare strategy: meta-trained (resumably, by the
+    contrastive estimator) beside the others, deployed on the same stream; its checkpoint evaluates to
+    the same curve, and meta-train resumes it."""
+    ckpts, out = tmp_path / "ckpt", tmp_path / "out"
+    args = ["compare", "--strategies", "ComplexSynapse", "Naive", "--meta-steps", "2"]
+    assert main([*args, "--checkpoint-dir", str(ckpts), "--out", str(out), *QUIET]) == 0
+    assert "| ComplexSynapse |" in capsys.readouterr().out
+    (path,) = ckpts.glob("sine_ComplexSynapse_quick_steps2_seed0.pt")
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert main(["evaluate", str(path), "--out", str(tmp_path / "ev"), *QUIET]) == 0
+    evaluated = json.loads((tmp_path / "ev" / "results.json").read_text())["results"]
+    assert evaluated["ComplexSynapse"]["curve"] == results["ComplexSynapse"]["curve"]
+    assert results["ComplexSynapse"]["curve"] != results["Naive"]["curve"]
+    meta = ["meta-train", "--learner", "ComplexSynapse", "--set", "steps=3", "--checkpoint-dir", str(ckpts)]
+    assert main([*meta, "--stop-after", "1", *QUIET]) == 0
+    assert "stopped at step 1/3" in capsys.readouterr().out
+    assert main([*meta, *QUIET]) == 0
+    assert "finished at step 3/3" in capsys.readouterr().out
+
+
+def test_complex_synapse_network_follows_its_episodes():
+    presets_, _ = configure(
+        "sine",
+        "quick",
+        {"functions_per_episode": "3", "OML.rln_sizes": "4,64,64", "FLP.layer_sizes": "4,64,64,64,1"},
+    )
+    assert presets_["ComplexSynapse"].learner_config.network["sizes"][0] == 4
+    omni, _ = configure("omniglot", "cpu", {"num_units": "50"}, learners=["ComplexSynapse"])
+    assert omni["ComplexSynapse"].learner_config.network["num_outputs"] == 50
+    # a dict entry goes to the learners whose field is a dict (the complex synapse's meta lr is a float)
+    flp, _ = configure("sine", "quick", {"meta.lr.plasticity": "1e-4"})
+    assert flp["FLP"].meta.lr["plasticity"] == 1e-4 and flp["ComplexSynapse"].meta.lr == 3e-3

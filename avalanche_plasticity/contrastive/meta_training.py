@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_atomic
 from ..tasks import rng_state, set_rng_state
@@ -92,6 +93,23 @@ def _config_dict(config: BilevelMetaTrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def bilevel_config_from_dict(d: dict[str, Any]) -> BilevelMetaTrainConfig:
+    """Rebuild a :class:`BilevelMetaTrainConfig` from its ``dataclasses.asdict`` form (a checkpoint's
+    ``meta_config``), nested solver settings included."""
+    d = dict(d)
+    c = dict(d.get("contrastive") or {})
+    for k in ("free", "nudged"):
+        if isinstance(c.get(k), dict):
+            c[k] = SolverConfig(**c[k])
+    if "contrastive" in d:
+        d["contrastive"] = ContrastiveConfig(**c)
+    if isinstance(d.get("unrolled"), dict):
+        d["unrolled"] = SolverConfig(**d["unrolled"])
+    if isinstance(d.get("cg"), dict):
+        d["cg"] = CGConfig(**d["cg"])
+    return BilevelMetaTrainConfig(**d)
+
+
 def meta_train_bilevel(
     learner: Any,
     source: Any,
@@ -101,6 +119,10 @@ def meta_train_bilevel(
     resume: bool = True,
     stop_after: int | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = False,
+    desc: str = "meta-train",
+    position: int | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> BilevelMetaTrainResult:
     """Meta-train ``learner`` on episodes from ``source`` (anything with ``sample(n, generator)`` returning
     an :class:`~avalanche_plasticity.tasks.EpisodeBatch`).
@@ -108,6 +130,8 @@ def meta_train_bilevel(
     :param checkpoint: written every ``config.checkpoint_every`` steps and at the end; with ``resume`` an
         existing one is loaded first (and must match the learner config and this config, ``steps`` aside).
     :param stop_after: stop once this many steps are done in total (time-boxed pieces of one run).
+    :param progress: show a progress bar (meta-updates, the recent meta-loss) titled ``desc``.
+    :param metadata: stored in the checkpoint under ``"metadata"`` (e.g. the scenario and task source).
     :raises CheckpointError: the checkpoint belongs to another learner or configuration.
     :raises InnerSolverError: an inner solve failed and the estimator was told to raise.
     """
@@ -148,12 +172,21 @@ def meta_train_bilevel(
                     "rng": {**rng_state(generator), "numpy": np.random.get_state()},
                     "step": step,
                     "history": history,
+                    "metadata": dict(metadata or {}),
                 },
                 checkpoint,
             )
 
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     t0 = time.perf_counter()
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        disable=not progress,
+        desc=desc,
+        dynamic_ncols=True,
+        position=position,
+    )
     while step < end:
         tasks = tasks_from_episodes(source.sample(config.meta_batch_size, generator))
         start = time.perf_counter()
@@ -172,12 +205,15 @@ def meta_train_bilevel(
             **mg.stats,
         }
         history.append(record)
+        bar.update(1)
+        bar.set_postfix(meta_loss=f"{mg.outer_loss:.4f}")
         if on_step is not None:
             on_step(step, record)
         if step % config.checkpoint_every == 0:
             save()
     if step == end:
         save()
+    bar.close()
     return BilevelMetaTrainResult(learner, history, step, time.perf_counter() - t0)
 
 
