@@ -558,6 +558,16 @@ def _learner_digest(learner: Any) -> str:
     return h.hexdigest()[:12]
 
 
+def _final_episode_length(source: Mapping[str, Any]) -> int:
+    """Minibatches per function of a sine source's episodes at the end of meta-training: the last length
+    of its ``length_schedule`` (FLP's curriculum at the ``cpu`` scale ends at the protocol's 40), else
+    its ``batches_per_function``."""
+    schedule = source.get("length_schedule") or ()
+    if schedule:
+        return int(max(schedule, key=lambda pair: int(pair[0]))[1])
+    return source.get("batches_per_function", 40)
+
+
 def _stream_settings(
     scenario: str, stream: StreamConfig, learner_config: Any, source: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -565,7 +575,7 @@ def _stream_settings(
     if scenario == "sine":
         return {
             "num_functions": input_size(learner_config) - 1,
-            "batches_per_function": stream.batches_per_function or source.get("batches_per_function", 40),
+            "batches_per_function": stream.batches_per_function or _final_episode_length(source),
             "batch_size": source.get("batch_size", 8),
         }
     trunk = getattr(learner_config, "trunk", None)
@@ -647,6 +657,28 @@ def run_comparison(
     missing = [n for n in strategies if n in LEARNER_NAMES and n not in learner_presets and n not in learners]
     if missing:
         raise ValueError(f"{missing} have no preset at scale {scale!r} on {scenario!r}; use another scale")
+    ref = learner_presets.get("FLP") or next(iter(learner_presets.values()))
+    arch = ref.learner_config
+    rule = learner_presets.get("MetaPlasticityRule")
+    rule_arch = rule.learner_config if rule is not None else None
+    if scenario != "sine":  # one stream for all: every learner must read the same image size
+        sizes = {
+            n: _stream_settings(scenario, stream, p.learner_config, p.source)["image_size"]
+            for n, p in learner_presets.items()
+        }
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"the learners read different image sizes {sizes}; give them all the same one")
+    else:  # one stream for all: the strategies run must see the same functions and minibatches
+        ref_name = next(n for n, p in learner_presets.items() if p is ref)
+        shown = {n: learner_presets[n] for n in strategies if n in learner_presets}
+        if any(n not in learner_presets for n in strategies):
+            shown.setdefault(ref_name, ref)
+        shapes = {n: _stream_settings(scenario, stream, p.learner_config, p.source) for n, p in shown.items()}
+        if len({json.dumps(v, sort_keys=True) for v in shapes.values()}) > 1:
+            raise ValueError(
+                f"the strategies would run on different sine streams {shapes}; set one with "
+                "stream.batches_per_function (and the same functions_per_episode and batch_size for all)"
+            )
     todo = [n for n in learner_presets if n in strategies and n not in learners]
     jobs = {
         n: dict(
@@ -666,17 +698,6 @@ def run_comparison(
         meta_train_parallel([jobs[n] for n in unfinished], meta_jobs)
     for n in todo:  # loads the checkpoints finished above, or meta-trains here
         learners[n] = meta_trained(**jobs[n])
-    ref = learner_presets.get("FLP") or next(iter(learner_presets.values()))
-    arch = ref.learner_config
-    rule = learner_presets.get("MetaPlasticityRule")
-    rule_arch = rule.learner_config if rule is not None else None
-    if scenario != "sine":  # one stream for all: every learner must read the same image size
-        sizes = {
-            n: _stream_settings(scenario, stream, p.learner_config, p.source)["image_size"]
-            for n, p in learner_presets.items()
-        }
-        if len(set(sizes.values())) > 1:
-            raise ValueError(f"the learners read different image sizes {sizes}; give them all the same one")
     lr = {**DEFAULT_LR[scenario], **stream.lr}
     for n in ("OML", "ComplexSynapse"):  # deployed with the SGD lr they were meta-trained for
         if n in learners and n not in stream.lr:

@@ -159,6 +159,10 @@ def test_default_command_is_compare(tmp_path, capsys):
         ),
         (["compare", "--scale", "paper", "--strategies", "ComplexSynapse"], "no preset at scale 'paper'"),
         (
+            ["compare", "--strategies", "FLP", "OML", "--set", "OML.source.batches_per_function=5"],
+            "the strategies would run on different sine streams",
+        ),
+        (
             ["compare", "--scenario", "omniglot", "--set", "MetaPlasticityRule.source.image_size=32"],
             "input_shape (1, 28, 28) must be (1, image_size, image_size) = (1, 32, 32)",
         ),
@@ -353,3 +357,15 @@ def test_complex_synapse_network_follows_its_episodes():
     # a dict entry goes to the learners whose field is a dict (the complex synapse's meta lr is a float)
     flp, _ = configure("sine", "quick", {"meta.lr.plasticity": "1e-4"})
     assert flp["FLP"].meta.lr["plasticity"] == 1e-4 and flp["ComplexSynapse"].meta.lr == 3e-3
+
+
+def test_every_strategy_of_a_sine_comparison_runs_on_one_stream():
+    """At the cpu scale FLP meta-trains on a curriculum ending at 40 minibatches per function, OML on 40:
+    the comparison stream is the protocol's 40 for both (and for the baselines, which follow FLP)."""
+    from avalanche_plasticity.experiments import _stream_settings
+
+    for scale, length in (("quick", 10), ("cpu", 40), ("paper", 40)):
+        presets_, stream = configure("sine", scale, stream=StreamConfig())
+        shapes = {_stream_settings("sine", stream, p.learner_config, p.source)["batches_per_function"]
+                  for p in presets_.values()}  # fmt: skip
+        assert shapes == {length}, scale
