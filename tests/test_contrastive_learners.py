@@ -153,14 +153,18 @@ def test_conv_complex_synapse_few_shot_omniglot_step(omniglot_root):
     assert any(not torch.equal(before[k], v) for k, v in learner.state_dict().items())
 
 
-def test_conv_layer_norm_is_per_example_and_bad_norm_raises():
+@pytest.mark.parametrize(
+    "learner_cls, config_cls",
+    [(ComplexSynapseLearner, ComplexSynapseConfig), (GainModulationLearner, GainModulationConfig)],
+)
+def test_conv_layer_norm_is_per_example_and_bad_norm_raises(learner_cls, config_cls):
     """``norm="layer"`` gives each image the same output alone or in a batch (what online deployment at
-    batch size 1 needs); batch-statistics BN does not."""
+    batch size 1 needs); batch-statistics BN does not. Both learners honour the spec's norm."""
     x = torch.rand(6, 1, 28, 28)
     outs = {}
     for norm in ("batch", "layer"):
-        learner = ComplexSynapseLearner(
-            ComplexSynapseConfig(
+        learner = learner_cls(
+            config_cls(
                 network={"kind": "conv", "channels": 4, "num_outputs": 3, "norm": norm}, task="classification"
             )
         )

@@ -337,9 +337,11 @@ class GainModulationLearner(_BilevelModule):
                 z = F.linear(h, body(f"weight{l}"), body(f"bias{l}"))
                 h = ACTIVATIONS[spec["activation"]](g * z + s)  # h_l = act(g_l (W_l h + c_l) + s_l)
             else:
-                z = F.batch_norm(
-                    F.conv2d(h, body(f"weight{l}"), body(f"bias{l}"), padding=1), None, None, training=True
-                )
+                conv = F.conv2d(h, body(f"weight{l}"), body(f"bias{l}"), padding=1)
+                if spec["norm"] == "batch":
+                    z = F.batch_norm(conv, None, None, training=True)
+                else:  # "layer": each example over its own channels and map, as at any batch size
+                    z = F.group_norm(conv, 1)
                 h = F.relu(g[:, None, None] * z + s[:, None, None])
                 if l < 3:
                     h = F.max_pool2d(h, 2)
