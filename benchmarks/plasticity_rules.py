@@ -196,10 +196,11 @@ def make_learner(
             input_shape=INPUT_SHAPE,
             init_gain=gain,
         )
-    if method == "fa":
-        return rule_learner(
+    if method in ("fa", "output_layer_only"):
+        fa = rule_learner(
             "pseudo_gradient", layer_sizes=sizes, coefficients=theta0, input_shape=INPUT_SHAPE, init_gain=gain
         )
+        return fa if method == "fa" else OutputLayerOnly(fa.config, coefficients=fa.coefficients.detach())
     return rule_learner(
         PAPER_POOL,
         layer_sizes=sizes,
@@ -259,22 +260,10 @@ class OutputLayerOnly(PlasticityRuleLearner):
 def output_layer_only(sizes: tuple[int, ...], cfg: dict[str, Any], batch, held: list) -> dict[str, Any]:
     """The output layer alone learning online at the rate (from ``cfg["lr_grid"]``) with the lowest query
     cross-entropy on background episodes ``batch``, evaluated on ``held``."""
-    grid = {}
-    for lr in cfg["lr_grid"]:
-        base = make_learner("fa", sizes, cfg, lr)
-        learner = OutputLayerOnly(base.config, coefficients=base.coefficients.detach()).freeze()
-        with torch.no_grad():
-            r = online_evaluation(learner, batch, seed=500)
-        loss = float(r["loss"].mean())
-        grid[str(lr)] = {
-            "loss": loss if math.isfinite(loss) else None,
-            "accuracy": float(r["accuracy"].mean()),
-        }
-    finite = {lr: v["loss"] for lr, v in grid.items() if v["loss"] is not None}
-    rate = float(min(finite, key=finite.get)) if finite else cfg["init_theta0"]
-    base = make_learner("fa", sizes, cfg, rate)
-    learner = OutputLayerOnly(base.config, coefficients=base.coefficients.detach()).freeze()
-    return {**evaluate(learner, held), "rate": rate, "lr_grid": grid}
+    picked = pick_rates(sizes, cfg, batch, methods=("output_layer_only",))
+    rate = picked["chosen"]["output_layer_only"]
+    learner = make_learner("output_layer_only", sizes, cfg, rate).freeze()
+    return {**evaluate(learner, held), "rate": rate, "lr_grid": picked["output_layer_only"]}
 
 
 def make_learner_from(
@@ -285,12 +274,14 @@ def make_learner_from(
     ).freeze()
 
 
-def pick_rates(sizes: tuple[int, ...], cfg: dict[str, Any], batch) -> dict[str, Any]:
-    """Query cross-entropy (the meta-objective) and accuracy of backprop and FA after one online pass, at
-    each pseudo-gradient rate of ``cfg["lr_grid"]`` on background episodes; the chosen rate of each is the
-    one with the lowest cross-entropy (a diverged pass counts as infinite)."""
-    out: dict[str, Any] = {"backprop": {}, "fa": {}, "chosen": {}}
-    for method in ("backprop", "fa"):
+def pick_rates(
+    sizes: tuple[int, ...], cfg: dict[str, Any], batch, methods: tuple[str, ...] = ("backprop", "fa")
+) -> dict[str, Any]:
+    """Query cross-entropy (the meta-objective) and accuracy of each of ``methods`` after one online pass,
+    at each pseudo-gradient rate of ``cfg["lr_grid"]`` on background episodes; the chosen rate of each is
+    the one with the lowest cross-entropy (a diverged pass counts as infinite)."""
+    out: dict[str, Any] = {**{m: {} for m in methods}, "chosen": {}}
+    for method in methods:
         for lr in cfg["lr_grid"]:
             learner = make_learner(method, sizes, cfg, lr).freeze()
             with torch.no_grad():
