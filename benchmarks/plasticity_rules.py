@@ -19,6 +19,9 @@ resumes from its checkpoint under ``benchmarks/results/plasticity_rules/checkpoi
   mnist        the same on MNIST episodes (the paper's K = 50).
   omniglot_he, mnist_he
                the same sweeps with He's gain on the forward weights' init (``init_gain``).
+  emnist, emnist_he
+               the same on EMNIST "balanced" episodes, the paper's own data (K = 50, Q = 10; MNIST's
+               meta-training settings), when EMNIST is under the data root; skipped with the reason if not.
   continual    SplitMNIST (5 experiences) and continual Omniglot (evaluation classes) in Avalanche, one pass
                at batch size 1, with the rules above beside FLP and OML (their Omniglot CPU checkpoints).
   step_time    seconds per online step of the learned rule as deployed (no autograd, zero terms skipped,
@@ -42,12 +45,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from avalanche_plasticity.data import DataNotFoundError
 from avalanche_plasticity.meta_learning import MetaTrainConfig
 from avalanche_plasticity.plasticity_rules import (
     PAPER_POOL,
     alignment_with_backprop,
     coefficient_history,
     deeper_sizes,
+    emnist_episodes,
     fixed_episodes,
     meta_train_rule,
     mnist_episodes,
@@ -63,7 +68,7 @@ from avalanche_plasticity.reporting import machine, write_results
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "results" / "plasticity_rules"
-EPISODE_SECTIONS = ("omniglot", "mnist", "omniglot_he", "mnist_he")
+EPISODE_SECTIONS = ("omniglot", "mnist", "omniglot_he", "mnist_he", "emnist", "emnist_he")
 SECTIONS = (*EPISODE_SECTIONS, "continual", "step_time")
 METHODS = ("backprop", "fa", "learned")
 PAPER_DEPTH = 5
@@ -77,6 +82,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # MNIST episodes: the paper's K = 50 images per class learned online (250 updates), Q = 10; more
         # data per episode than Omniglot allows, so the depth sweep can go deeper.
         "mnist": {"ways": 5, "shots": 50, "query_shots": 10, "num_units": 5, "per_class": 1000},
+        # EMNIST "balanced" (the paper's data; 2,400 training images per character): as MNIST.
+        "emnist": {"ways": 5, "shots": 50, "query_shots": 10, "num_units": 5, "per_class": 1000},
         "depths": [3, 5, 10],
         "mnist_depths": [3, 5, 10],
         "meta_batch_size": 4,
@@ -126,6 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "omniglot": {"ways": 5, "shots": 15, "query_shots": 5, "num_units": 47},
         "mnist": {"ways": 5, "shots": 50, "query_shots": 10, "num_units": 47, "per_class": None},
+        "emnist": {"ways": 5, "shots": 50, "query_shots": 10, "num_units": 47, "per_class": None},
         "depths": [5, 10],
         "mnist_depths": [5, 10],
         "meta_batch_size": 1,
@@ -345,11 +353,18 @@ def episodes_section(
         ecfg, depths, steps = cfg["omniglot"], cfg["depths"], cfg["steps"]
         train_src = omniglot_episodes("background", root=root, **ecfg)
         eval_src = omniglot_episodes("evaluation", root=root, **ecfg)
-    else:
-        ecfg, depths, steps = cfg["mnist"], cfg["mnist_depths"], cfg["mnist_steps"]
+    else:  # MNIST or EMNIST (the paper's K = 50): MNIST's meta-training settings
+        ecfg, depths, steps = cfg[dataset], cfg["mnist_depths"], cfg["mnist_steps"]
         cfg = {**cfg, "l1": cfg["mnist_l1"], "meta_lr": cfg["mnist_meta_lr"]}
-        train_src = mnist_episodes("train", root=root, **ecfg)
-        eval_src = mnist_episodes("test", root=root, **{**ecfg, "per_class": None})
+        episodes = mnist_episodes if dataset == "mnist" else emnist_episodes
+        try:
+            train_src = episodes("train", root=root, **ecfg)
+            eval_src = episodes("test", root=root, **{**ecfg, "per_class": None})
+        except DataNotFoundError as e:
+            if dataset == "mnist":
+                raise
+            print(f"[{name}] skipped: {e}")
+            return
     held = [fixed_episodes(eval_src, cfg["eval_episodes"], 1000 + s) for s in range(cfg["eval_seeds"])]
     section = results.setdefault(name, {})
     for depth in depths:

@@ -290,11 +290,13 @@ def plasticity_rules(d: dict) -> list[str]:
         "mnist": ", MNIST episodes",
         "omniglot_he": ", He gain",
         "mnist_he": ", MNIST episodes, He gain",
+        "emnist": ", EMNIST episodes",
+        "emnist_he": ", EMNIST episodes, He gain",
     }
     for name, label in sweeps.items():
         for depth, row in sorted(d.get(name, {}).items(), key=lambda kv: int(kv[0])):
             lines.append(f"| {depth}{label} | {row_cells(row)}")
-    if any(d.get(name) for name in ("omniglot_he", "mnist_he")):
+    if any(d.get(name) for name in ("omniglot_he", "mnist_he", "emnist_he")):
         lines += [
             "",
             "'He gain': the same sweep with every forward matrix drawn Xavier-uniform times "

@@ -92,3 +92,46 @@ def test_fashion_mnist_idx():
         pytest.skip(f"Fashion-MNIST not installed: {e}")
     assert x.shape == (10000, 1, 28, 28) and 0 <= float(x.min()) and float(x.max()) <= 1
     assert torch.bincount(y).tolist() == [1000] * 10
+
+
+def test_emnist_balanced_the_papers_data():
+    """EMNIST "balanced" (Shervani-Tabar & Rosenbaum's dataset): 47 classes, 400 test images each, and
+    episodes of the paper's K = 50, Q = 10 from it."""
+    from avalanche_plasticity.data import DataNotFoundError, load_emnist
+    from avalanche_plasticity.plasticity_rules import emnist_episodes
+
+    try:
+        x, y = load_emnist("test")
+    except DataNotFoundError as e:
+        pytest.skip(f"EMNIST not under the data root: {e}")
+    assert x.shape == (18800, 1, 28, 28) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert torch.bincount(y).tolist() == [400] * 47
+    batch = emnist_episodes("test").sample(2, torch.Generator().manual_seed(0))
+    assert batch.support_x.shape[:2] == (2, 250) and batch.query_x.shape[:2] == (2, 50)
+
+
+def test_emnist_reader_turns_images_upright_and_reports_bad_input(tmp_path):
+    """The IDX files store each EMNIST image transposed; the loader returns it upright. A missing file,
+    an unknown split or subset are clear errors."""
+    import gzip
+    import struct
+
+    from avalanche_plasticity.data import DataNotFoundError, load_emnist
+
+    upright = np.zeros((2, 28, 28), dtype=np.uint8)
+    upright[:, 0, :] = 255  # a bar along the top row
+    raw = tmp_path / "EMNIST" / "raw"
+    raw.mkdir(parents=True)
+    stored = upright.transpose(0, 2, 1)  # as the files hold it: a bar down the left column
+    with gzip.open(raw / "emnist-balanced-test-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, 2, 28, 28) + stored.tobytes())
+    with gzip.open(raw / "emnist-balanced-test-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">BBBBI", 0, 0, 8, 1, 2) + bytes([3, 46]))
+    x, y = load_emnist("test", root=tmp_path)
+    assert torch.equal(x[:, 0], torch.from_numpy(upright / 255.0).float()) and y.tolist() == [3, 46]
+    with pytest.raises(DataNotFoundError, match=r"torchvision.datasets.EMNIST\(.*split='balanced'"):
+        load_emnist("train", root=tmp_path)
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'val'"):
+        load_emnist("val", root=tmp_path)
+    with pytest.raises(ValueError, match="subset must be one of"):
+        load_emnist("test", subset="kanji", root=tmp_path)

@@ -1,6 +1,6 @@
 """Datasets: Omniglot (background/evaluation split) MNIST and Fashion-MNIST, read from a local data root."""
 
-from .mnist import load_fashion_mnist, load_mnist
+from .mnist import EMNIST_CLASSES, load_emnist, load_fashion_mnist, load_mnist
 from .omniglot import OmniglotSplit, download_omniglot, load_omniglot
 from .root import ENV_VAR, DataNotFoundError, default_data_root, resolve_data_root
 
@@ -10,6 +10,8 @@ __all__ = [
     "OmniglotSplit",
     "default_data_root",
     "download_omniglot",
+    "EMNIST_CLASSES",
+    "load_emnist",
     "load_fashion_mnist",
     "load_mnist",
     "load_omniglot",

@@ -1,6 +1,6 @@
-"""MNIST and Fashion-MNIST in torchvision's layout (``<root>/MNIST/raw``, ``<root>/FashionMNIST/raw``), gzip
-or plain IDX files, without torchvision's download step. Read-only roots (a shared data folder) work: nothing
-is written next to the data."""
+"""MNIST, Fashion-MNIST and EMNIST in torchvision's layout (``<root>/MNIST/raw``,
+``<root>/FashionMNIST/raw``, ``<root>/EMNIST/raw``), gzip or plain IDX files, without torchvision's download
+step. Read-only roots (a shared data folder) work: nothing is written next to the data."""
 
 from __future__ import annotations
 
@@ -99,3 +99,47 @@ def load_fashion_mnist(
         f"Fashion-MNIST '{split}' not found (looked in {looked}). Get it with "
         "torchvision.datasets.FashionMNIST(root, download=True) or `apt-get install dataset-fashion-mnist`."
     )
+
+
+# EMNIST subsets (Cohen et al. 2017) and their classes; "balanced" is Shervani-Tabar & Rosenbaum's dataset.
+EMNIST_CLASSES = {"balanced": 47, "byclass": 62, "bymerge": 47, "digits": 10, "letters": 26, "mnist": 10}
+
+
+def load_emnist(
+    split: str = "train", *, subset: str = "balanced", root: str | Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """EMNIST ``subset`` as ``(images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,))``, the images
+    upright (the IDX files store them transposed).
+
+    Reads ``emnist-<subset>-<split>-images-idx3-ubyte(.gz)`` and the labels from ``<root>/EMNIST/raw``
+    (torchvision's layout) or ``<root>/emnist/EMNIST/raw``, or their ``gzip/`` folder (NIST's ``gzip.zip``
+    unpacked there). Labels are as stored (``letters``: 1 to 26).
+
+    :raises ValueError: an unknown ``split`` or ``subset``.
+    :raises DataNotFoundError: the files are in neither place. On a machine with internet,
+        ``torchvision.datasets.EMNIST(root, split="balanced", download=True)`` fetches them there.
+    """
+    if split not in _FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if subset not in EMNIST_CLASSES:
+        raise ValueError(f"subset must be one of {sorted(EMNIST_CLASSES)}, got {subset!r}")
+    base = resolve_data_root(root)
+    stem = f"emnist-{subset}-{split}"
+    # torchvision's layout, under the root or its emnist/ folder; raw/gzip/ is NIST's zip unpacked by hand
+    candidates = [b / "EMNIST" / "raw" / sub for b in (base, base / "emnist") for sub in ("", "gzip")]
+    for raw in candidates:
+        try:
+            images = _read_idx(raw / f"{stem}-images-idx3-ubyte")
+            labels = _read_idx(raw / f"{stem}-labels-idx1-ubyte")
+            break
+        except DataNotFoundError:
+            continue
+    else:
+        raise DataNotFoundError(
+            f"EMNIST '{subset}' '{split}' not found: looked for {stem}-images-idx3-ubyte(.gz) under "
+            f"{' and '.join(str(c) for c in candidates)}. Get it with "
+            f"torchvision.datasets.EMNIST('{base}', split='{subset}', download=True) or set AVP_DATA_DIR."
+        )
+    upright = np.ascontiguousarray(images.transpose(0, 2, 1))
+    x = torch.from_numpy(upright.astype(np.float32) / 255.0).unsqueeze(1)
+    return x, torch.from_numpy(labels.astype(np.int64))

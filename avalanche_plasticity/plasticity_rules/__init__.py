@@ -6,7 +6,7 @@ episodes (learn2learn Taskset); ``training``: meta-training and online accuracy;
 rule as a table, a formula and a coefficient plot.
 """
 
-from .episodes import fixed_episodes, mnist_episodes, omniglot_episodes
+from .episodes import emnist_episodes, fixed_episodes, mnist_episodes, omniglot_episodes
 from .learner import (
     DEFAULT_TERM_LR_SCALE,
     PAPER_LAYER_SIZES,
@@ -46,6 +46,7 @@ __all__ = [
     "get_term",
     "load_rule",
     "meta_train_rule",
+    "emnist_episodes",
     "mnist_episodes",
     "omniglot_episodes",
     "online_accuracy",

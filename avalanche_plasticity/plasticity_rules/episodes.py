@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import load_mnist, load_omniglot
+from ..data import load_emnist, load_mnist, load_omniglot
 from ..tasks import EpisodeBatch, OmniglotTaskSource
 
 Tensor = torch.Tensor
@@ -53,6 +53,21 @@ def images_by_class(x: Tensor, y: Tensor, per_class: int | None = None) -> Tenso
     return torch.stack([x[y == c][:n] for c in classes])
 
 
+def labelled_episodes(
+    x: Tensor, y: Tensor, ways: int, shots: int, query_shots: int, num_units: int, per_class: int | None
+) -> OmniglotTaskSource:
+    """Episodes of ``ways`` classes of a labelled image set, i.i.d. order, from the first ``per_class``
+    images of each class (:func:`images_by_class`)."""
+    return OmniglotTaskSource(
+        images_by_class(x, y, per_class),
+        ways=ways,
+        shots=shots,
+        query_shots=query_shots,
+        num_units=num_units,
+        order="iid",
+    )
+
+
 def mnist_episodes(
     split: str = "train",
     *,
@@ -69,14 +84,28 @@ def mnist_episodes(
     :raises DataNotFoundError: MNIST is not under ``root`` / ``$AVP_DATA_DIR``.
     """
     x, y = load_mnist(split, root=root)
-    return OmniglotTaskSource(
-        images_by_class(x, y, per_class),
-        ways=ways,
-        shots=shots,
-        query_shots=query_shots,
-        num_units=num_units,
-        order="iid",
-    )
+    return labelled_episodes(x, y, ways, shots, query_shots, num_units, per_class)
+
+
+def emnist_episodes(
+    split: str = "train",
+    *,
+    ways: int = 5,
+    shots: int = 50,
+    query_shots: int = 10,
+    num_units: int = 47,
+    per_class: int | None = None,
+    root: str | Path | None = None,
+) -> OmniglotTaskSource:
+    """EMNIST "balanced" episodes, the paper's own data: ``ways`` of the 47 characters per episode, ``shots``
+    images of each learned online (K = 50) and ``query_shots`` queried (Q = 10), from the first
+    ``per_class`` images of each character of ``split``.
+
+    :raises DataNotFoundError: EMNIST is not under ``root`` / ``$AVP_DATA_DIR`` (see
+        :func:`~avalanche_plasticity.data.load_emnist`).
+    """
+    x, y = load_emnist(split, subset="balanced", root=root)
+    return labelled_episodes(x, y, ways, shots, query_shots, num_units, per_class)
 
 
 def fixed_episodes(source: OmniglotTaskSource, episodes: int, seed: int) -> EpisodeBatch:
