@@ -657,28 +657,24 @@ def run_comparison(
     missing = [n for n in strategies if n in LEARNER_NAMES and n not in learner_presets and n not in learners]
     if missing:
         raise ValueError(f"{missing} have no preset at scale {scale!r} on {scenario!r}; use another scale")
-    ref = learner_presets.get("FLP") or next(iter(learner_presets.values()))
+    ref_name = "FLP" if "FLP" in learner_presets else next(iter(learner_presets))
+    ref = learner_presets[ref_name]  # the baselines' architecture and episodes
     arch = ref.learner_config
     rule = learner_presets.get("MetaPlasticityRule")
     rule_arch = rule.learner_config if rule is not None else None
-    if scenario != "sine":  # one stream for all: every learner must read the same image size
-        sizes = {
-            n: _stream_settings(scenario, stream, p.learner_config, p.source)["image_size"]
-            for n, p in learner_presets.items()
-        }
-        if len(set(sizes.values())) > 1:
-            raise ValueError(f"the learners read different image sizes {sizes}; give them all the same one")
-    else:  # one stream for all: the strategies run must see the same functions and minibatches
-        ref_name = next(n for n, p in learner_presets.items() if p is ref)
-        shown = {n: learner_presets[n] for n in strategies if n in learner_presets}
-        if any(n not in learner_presets for n in strategies):
-            shown.setdefault(ref_name, ref)
-        shapes = {n: _stream_settings(scenario, stream, p.learner_config, p.source) for n, p in shown.items()}
-        if len({json.dumps(v, sort_keys=True) for v in shapes.values()}) > 1:
-            raise ValueError(
-                f"the strategies would run on different sine streams {shapes}; set one with "
-                "stream.batches_per_function (and the same functions_per_episode and batch_size for all)"
-            )
+    # One stream for all: the strategies run must see the same functions and minibatches (sine) or images
+    # (Omniglot); the baselines follow the reference learner's episodes.
+    shown = {n: learner_presets[n] for n in strategies if n in learner_presets}
+    if any(n not in learner_presets for n in strategies):
+        shown.setdefault(ref_name, ref)
+    shapes = {n: _stream_settings(scenario, stream, p.learner_config, p.source) for n, p in shown.items()}
+    if len({json.dumps(v, sort_keys=True) for v in shapes.values()}) > 1:
+        fix = (
+            "stream.batches_per_function (and the same functions_per_episode and batch_size for all)"
+            if scenario == "sine"
+            else "the same source.image_size for all"
+        )
+        raise ValueError(f"the strategies would run on different {scenario} streams {shapes}; set {fix}")
     todo = [n for n in learner_presets if n in strategies and n not in learners]
     jobs = {
         n: dict(

@@ -163,6 +163,11 @@ def test_default_command_is_compare(tmp_path, capsys):
             "the strategies would run on different sine streams",
         ),
         (
+            ["compare", "--scenario", "omniglot", "--strategies", "Naive", "ComplexSynapse"]
+            + ["--set", "ComplexSynapse.source.image_size=32"],
+            "the strategies would run on different omniglot streams",
+        ),
+        (
             ["compare", "--scenario", "omniglot", "--set", "MetaPlasticityRule.source.image_size=32"],
             "input_shape (1, 28, 28) must be (1, image_size, image_size) = (1, 32, 32)",
         ),
