@@ -496,6 +496,15 @@ def _check_consistency(scenario: str, p: Preset) -> None:
                 f"{p.learner}: input_shape {tuple(shape)} must be (1, image_size, image_size) = (1, {size}, "
                 f"{size}), and layer_sizes[0] = {size * size}"
             )
+    trunk = getattr(p.learner_config, "trunk", None)
+    if scenario == "omniglot" and trunk is not None:
+        size = p.source.get("image_size", 28)
+        if trunk["image_size"] != size:
+            raise OverrideError(
+                f"{p.learner}: the conv trunk reads {trunk['image_size']}x{trunk['image_size']} images but "
+                f"its episodes have image_size {size}; the trunk's image size is the scale's (cpu: 28, "
+                "paper: 84): choose it with --scale"
+            )
     if scenario == "sine":
         k = p.source.get("functions_per_episode", 10)
         if input_size(p.learner_config) != k + 1:

@@ -163,6 +163,10 @@ def test_default_command_is_compare(tmp_path, capsys):
             "the strategies would run on different sine streams",
         ),
         (
+            ["compare", "--scenario", "omniglot", "--set", "OML.source.image_size=32"],
+            "OML: the conv trunk reads 28x28 images but its episodes have image_size 32",
+        ),
+        (
             ["compare", "--scenario", "omniglot", "--strategies", "Naive", "ComplexSynapse"]
             + ["--set", "ComplexSynapse.source.image_size=32"],
             "the strategies would run on different omniglot streams",
