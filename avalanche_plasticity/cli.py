@@ -30,21 +30,22 @@ from typing import Any
 
 import torch
 
+from . import registry
 from .alignment import available_rules
 from .checkpoint import CheckpointError, load_checkpoint
 from .configs import (
-    ALIGNMENT_BASES,
-    DEFAULT_SCALE,
-    LEARNER_NAMES,
     SCALES,
-    SCENARIOS,
-    STRATEGIES,
     OverrideError,
     StreamConfig,
+    alignment_bases,
     apply_overrides,
     configure,
+    default_scale,
+    learner_names,
     parse_assignments,
+    scenario_names,
     split_strategy,
+    strategy_names,
 )
 from .experiments import Comparison, RunResult, checkpoint_name, load_trained, meta_trained, run_comparison
 from .reporting import (
@@ -200,15 +201,14 @@ def _common(p: argparse.ArgumentParser, *, wandb: bool = True, overrides: bool =
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="change a preset setting, e.g. steps=300, FLP.lr.plasticity=1e-5, stream.lr.Naive=0.03 "
-            "(repeatable; an unknown key lists the valid ones)",
+            help="change a preset setting: [LEARNER.][learner.|meta.|source.|stream.]FIELD[.ENTRY]=VALUE, "
+            "e.g. steps=300, meta.lr.plasticity=1e-5 (repeatable; an unknown key lists the valid ones)",
         )
         p.add_argument(
             "--config",
             default=None,
             metavar="FILE",
-            help='a JSON object of settings, e.g. {"steps": 300, "FLP.layer_sizes": [11, 32, 1]}, '
-            "applied before --set",
+            help='a JSON object of settings, e.g. {"steps": 300, "meta_batch_size": 4}, applied before --set',
         )
         p.add_argument("--show-config", action="store_true", help="print the resolved settings and exit")
     p.add_argument("--data-root", default=None, help="data root (default: $AVP_DATA_DIR or the user cache)")
@@ -226,10 +226,28 @@ def _common(p: argparse.ArgumentParser, *, wandb: bool = True, overrides: bool =
         g.add_argument("--wandb-group", default=None, help="default: a generated name shared by the runs")
 
 
+def _opt_in() -> list[str]:
+    return [n for n, s in registry.strategies().items() if s.opt_in]
+
+
+def _task_notes() -> str:
+    """Which strategies run on one task type only, e.g. 'MetaPlasticityRule, FeedbackAlignment:
+    classification scenarios only'."""
+    by_tasks: dict[tuple[str, ...], list[str]] = {}
+    for name, s in registry.strategies().items():
+        if set(s.tasks) != set(registry.TASKS):
+            by_tasks.setdefault(tuple(s.tasks), []).append(name)
+    return "; ".join(f"{', '.join(names)}: {'/'.join(t)} scenarios only" for t, names in by_tasks.items())
+
+
+def _default_scales() -> str:
+    return ", ".join(f"{s.default_scale} for {n}" for n, s in registry.scenarios().items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Meta-learned plasticity (FLP, OML, plasticity rules) as Avalanche strategies.",
+        description="Meta-learned plasticity rules and their baselines as Avalanche strategies.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run '%(prog)s COMMAND --help' for a command's options. With no command: compare.",
     )
@@ -237,37 +255,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "compare",
-        help="meta-train FLP/OML (and on omniglot a plasticity rule) and compare them with Naive, EWC, "
-        "Replay (and FeedbackAlignment) (the default command)",
-        description="Meta-train FLP and OML, and on omniglot the plasticity rule (or load their "
-        "checkpoints), run the strategies on the same "
-        "stream for every seed, log each strategy x seed as a W&B run, and write table.md, table.csv, "
-        "results.json and plots to --out. Re-running resumes: finished runs in --out are reused.",
+        help="meta-train the learners and compare them with the baselines on one stream (the default "
+        "command)",
+        description="Meta-train the scenario's learners (or load their checkpoints), run the strategies "
+        "on the same stream for every seed, log each strategy x seed as a W&B run, and write table.md, "
+        "table.csv, results.json and plots to --out. Re-running resumes: finished runs in --out are "
+        "reused.",
     )
     c.set_defaults(parser=c)
-    c.add_argument("--scenario", choices=SCENARIOS, default="sine")
+    scenarios = scenario_names()
+    c.add_argument("--scenario", choices=scenarios, default=registry.default_scenario())
     c.add_argument(
         "--strategies",
         nargs="+",
         type=_strategy,
         default=None,
         metavar="STRATEGY",
-        help=f"{', '.join(STRATEGIES)}, or a credit-assignment rule inside an SGD strategy: "
-        f"<{'|'.join(ALIGNMENT_BASES)}>+<rule> with rule one of {', '.join(available_rules())} (e.g. "
-        "Naive+sa, EWC+fa). Default: every strategy of the first list that runs on the scenario, "
-        "except the opt-in ComplexSynapse (MetaPlasticityRule and FeedbackAlignment need a "
-        "classification stream: omniglot)",
+        help=f"{', '.join(strategy_names())}, or a credit-assignment rule inside an SGD strategy: "
+        f"<{'|'.join(alignment_bases())}>+<rule> with rule one of {', '.join(available_rules())}. "
+        f"Default: every strategy of the first list that runs on the scenario's task, except the opt-in "
+        f"ones ({', '.join(_opt_in()) or 'none'}). {_task_notes()}",
     )
-    c.add_argument(
-        "--scale", choices=SCALES, default=None, help="presets (default: quick for sine, cpu for omniglot)"
-    )
+    c.add_argument("--scale", choices=SCALES, default=None, help=f"presets (default: {_default_scales()})")
     c.add_argument(
         "--meta-steps",
         type=_positive_int("--meta-steps"),
         default=None,
         help="meta-updates of every meta-trained learner (default: the preset's; same as --set meta.steps=N)",
     )
-    c.add_argument("--num-classes", type=int, default=None, help="omniglot: classes in the stream (50)")
+    c.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="class-incremental scenarios: classes in the stream (50)",
+    )
     c.add_argument("--seeds", nargs="+", type=_seed, default=None, help="stream seeds (default: 0)")
     c.add_argument("--seed", type=_seed, default=None, help="a single stream seed (same as --seeds SEED)")
     c.add_argument("--meta-seed", type=_seed, default=0, help="seed of the learners' meta-training")
@@ -285,17 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser(
         "meta-train",
-        help="meta-train FLP or OML to a checkpoint (resumes; torchrun for several processes)",
+        help="meta-train one learner to a checkpoint (resumes; torchrun for several processes)",
         description="Meta-train a preset learner. An existing checkpoint is resumed (a finished one is "
         "just reported). Under torchrun the meta-batch is split across the processes and the "
         "meta-gradients all-reduced (gloo on CPU, nccl on GPU); only rank 0 writes.",
     )
     m.set_defaults(parser=m)
-    m.add_argument("--scenario", choices=SCENARIOS, default="sine")
-    m.add_argument(
-        "--learner", choices=LEARNER_NAMES, required=True, help="MetaPlasticityRule: omniglot only"
-    )
-    m.add_argument("--scale", choices=SCALES, default=None, help="default: quick for sine, cpu for omniglot")
+    m.add_argument("--scenario", choices=scenarios, default=registry.default_scenario())
+    m.add_argument("--learner", choices=learner_names(), required=True, help=_task_notes())
+    m.add_argument("--scale", choices=SCALES, default=None, help=f"default: {_default_scales()}")
     m.add_argument("--seed", type=_seed, default=0, help="seeds the initial weights and task sampling")
     m.add_argument("--checkpoint-dir", default="checkpoints")
     m.add_argument("--checkpoint", default=None, help="checkpoint file (default: named after the settings)")
@@ -309,16 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "evaluate",
         help="run a meta-trained checkpoint on a scenario's stream",
-        description="Deploy a learner checkpoint (FLP or OML) on the scenario's evaluation stream for "
+        description="Deploy a learner checkpoint on the scenario's evaluation stream for "
         "every seed and write table.md, table.csv, results.json and plots.",
     )
     e.set_defaults(parser=e)
     e.add_argument("checkpoint", help="a checkpoint written by meta-train or compare")
     e.add_argument(
-        "--scenario", choices=SCENARIOS, default=None, help="default: the checkpoint's (or from its task)"
+        "--scenario", choices=scenarios, default=None, help="default: the checkpoint's (or from its task)"
     )
     e.add_argument("--seeds", nargs="+", type=_seed, default=[0])
-    e.add_argument("--num-classes", type=int, default=None, help="omniglot: classes in the stream (50)")
+    e.add_argument(
+        "--num-classes", type=int, default=None, help="class-incremental scenarios: classes in the stream"
+    )
     e.add_argument("--out", default=None, help="default: results/evaluate/<checkpoint name>")
     e.add_argument("--no-resume", action="store_true")
     _common(e)
@@ -377,11 +398,8 @@ def cmd_compare(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         p.error("give --seeds or --seed, not both")
     seeds = list(dict.fromkeys(args.seeds if args.seeds is not None else [args.seed or 0]))
     stream = StreamConfig()
-    if args.num_classes is not None:
-        if args.scenario != "omniglot":
-            p.error("--num-classes applies to --scenario omniglot only")
-        overrides["stream.num_classes"] = str(args.num_classes)
-    scale = args.scale or DEFAULT_SCALE[args.scenario]
+    _num_classes(p, args, args.scenario, overrides)
+    scale = args.scale or default_scale(args.scenario)
     try:
         learner_presets, stream = configure(args.scenario, scale, overrides, stream=stream)
     except ValueError as err:  # OverrideError, or a scale that the scenario lacks
@@ -408,7 +426,7 @@ def cmd_compare(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
             resume=not args.no_resume,
             progress=not args.quiet,
             loggers_for=wandb.loggers_for,
-            on_run=lambda r, lg, lr: wandb.on_run(r, lg, lr, _metric(args.scenario), _unit(args.scenario)),
+            on_run=lambda r, lg, lr: wandb.on_run(r, lg, lr, *_metric_unit(args.scenario)),
             meta_jobs=args.meta_jobs,
         )
         _report(comparison, out, wandb)
@@ -418,17 +436,24 @@ def cmd_compare(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _metric(scenario: str) -> str:
-    return "mse" if scenario == "sine" else "accuracy"
+def _metric_unit(scenario: str) -> tuple[str, str]:
+    spec = registry.scenario_spec(scenario)
+    return spec.metric, spec.unit
 
 
-def _unit(scenario: str) -> str:
-    return "functions" if scenario == "sine" else "classes"
+def _num_classes(
+    p: argparse.ArgumentParser, args: argparse.Namespace, scenario: str, overrides: dict
+) -> None:
+    """``--num-classes N`` as ``stream.num_classes=N``, for the scenarios that read it."""
+    if args.num_classes is None:
+        return
+    if "num_classes" not in registry.scenario_spec(scenario).stream_options:
+        takes = [n for n, s in registry.scenarios().items() if "num_classes" in s.stream_options]
+        p.error(f"--num-classes applies to the scenarios {', '.join(takes)} only, not {scenario}")
+    overrides["stream.num_classes"] = str(args.num_classes)
 
 
 def cmd_evaluate(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
-    from .contrastive.meta_training import bilevel_config_from_dict
-    from .meta_learning import MetaTrainConfig
     from .presets import Preset
 
     overrides = _overrides(p, args)
@@ -436,34 +461,21 @@ def cmd_evaluate(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     try:
         ckpt = load_checkpoint(path)
         learner = load_trained(path)
-    except (FileNotFoundError, CheckpointError) as err:
+        spec = registry.learner_spec_of(learner)
+    except (FileNotFoundError, CheckpointError, ValueError) as err:
         p.error(str(err))
     meta = ckpt.get("metadata", {})
+    task = learner.config.task
     scenario = args.scenario or meta.get("scenario")
-    if scenario is None:
-        scenario = "sine" if learner.config.task == "regression" else "omniglot"
-    if (learner.config.task == "regression") != (scenario == "sine"):
-        p.error(
-            f"the checkpoint holds a {learner.config.task} learner, which does not fit scenario {scenario}"
-        )
-    if args.num_classes is not None:
-        if scenario != "omniglot":
-            p.error("--num-classes applies to omniglot checkpoints only")
-        overrides["stream.num_classes"] = str(args.num_classes)
-    kinds = {
-        "FLPLearner": "FLP",
-        "OMLLearner": "OML",
-        "PlasticityRuleLearner": "MetaPlasticityRule",
-        "ComplexSynapseLearner": "ComplexSynapse",
-    }
-    if type(learner).__name__ not in kinds:
-        p.error(f"checkpoint {path} holds a {type(learner).__name__}; evaluate runs {', '.join(kinds)}")
-    name = kinds[type(learner).__name__]
-    if name == "ComplexSynapse":
-        meta_cfg = bilevel_config_from_dict(ckpt["meta_config"])
-    else:
-        meta_cfg = MetaTrainConfig(**ckpt["meta_config"]) if "meta_config" in ckpt else MetaTrainConfig()
-    preset = Preset(name, learner.config, meta_cfg, dict(meta.get("source", {})))
+    if scenario is None:  # the first registered scenario of the learner's task
+        scenario = next(n for n, s in registry.scenarios().items() if s.task == task)
+    if registry.scenario_spec(scenario).task != task:
+        p.error(f"the checkpoint holds a {task} learner, which does not fit scenario {scenario}")
+    _num_classes(p, args, scenario, overrides)
+    name = spec.name
+    preset = Preset(
+        name, learner.config, spec.meta_config(ckpt.get("meta_config")), dict(meta.get("source", {}))
+    )
     try:
         _, stream = apply_overrides({}, overrides, scenario=scenario, stream=StreamConfig())
     except OverrideError as err:
@@ -488,7 +500,7 @@ def cmd_evaluate(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
             resume=not args.no_resume,
             progress=not args.quiet,
             loggers_for=wandb.loggers_for,
-            on_run=lambda r, lg, lr: wandb.on_run(r, lg, lr, _metric(scenario), _unit(scenario)),
+            on_run=lambda r, lg, lr: wandb.on_run(r, lg, lr, *_metric_unit(scenario)),
         )
         comparison.config["checkpoint"] = str(path)
         _report(comparison, out, wandb)
@@ -502,7 +514,7 @@ def cmd_meta_train(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     from .distributed import init_distributed, shutdown
 
     overrides = _overrides(p, args)
-    scale = args.scale or DEFAULT_SCALE[args.scenario]
+    scale = args.scale or default_scale(args.scenario)
     try:
         presets_, _ = configure(args.scenario, scale, overrides, learners=[args.learner])
     except ValueError as err:
@@ -514,7 +526,7 @@ def cmd_meta_train(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         return 0
     default_path = Path(args.checkpoint_dir) / checkpoint_name(args.scenario, scale, preset, args.seed)
     path = Path(args.checkpoint) if args.checkpoint else default_path
-    if args.scenario == "omniglot":
+    if registry.scenario_spec(args.scenario).data_backed:
         # Avalanche refuses to be imported in a non-main rank once the process group exists: import it first.
         import avalanche_plasticity.scenarios  # noqa: F401
     try:

@@ -11,135 +11,93 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin
 
-from .contrastive import ComplexSynapseConfig
-from .presets import Preset, complex_synapse_preset, omniglot_presets, sine_presets
-from .tasks import SineTaskSource
+from . import registry
+from .presets import Preset
 
-SCENARIOS = ("sine", "omniglot")
 SCALES = ("quick", "cpu", "paper")
-LEARNER_NAMES = ("FLP", "OML", "MetaPlasticityRule", "ComplexSynapse")
-DEFAULT_SCALE = {"sine": "quick", "omniglot": "cpu"}
 
 
-# ---------------------------------------------------------------------------------------------------
-# Presets
-# ---------------------------------------------------------------------------------------------------
-def quick_sine_presets() -> dict[str, Preset]:
-    """Incremental sine sized for the no-argument ``compare``: FLP and OML meta-trained from scratch side by
-    side in about 3.5 minutes on 2 CPU cores.
+def scenario_names() -> tuple[str, ...]:
+    """The registered scenarios (:func:`.registry.scenarios`)."""
+    return tuple(registry.scenarios())
 
-    The ``cpu`` networks (11-64-64-64-1) on shorter episodes: 10 functions x 10 minibatches of 8 (the
-    ``cpu``/paper episodes have 40), 8 episodes per meta-update, meta-lr 1e-2 (plasticity rates 1e-5).
-    FLP: feedback without ReLU (``linear_feedback``), 350 meta-updates. OML: online SGD lr 0.01, 200
-    meta-updates. The evaluation stream has the same shape (10 functions, 10 minibatches of 8 each)."""
-    out = sine_presets("cpu")
-    source = dict(functions_per_episode=10, batches_per_function=10, batch_size=8, query_per_function=32)
-    flp, oml = out["FLP"], out["OML"]
-    flp.learner_config = dataclasses.replace(flp.learner_config, linear_feedback=True)
-    flp.meta = dataclasses.replace(flp.meta, steps=350, default_lr=1e-2, lr={"plasticity": 1e-5})
-    oml.learner_config = dataclasses.replace(oml.learner_config, inner_lr=0.01)
-    oml.meta = dataclasses.replace(oml.meta, steps=200, default_lr=1e-2, lr={})
-    for p in out.values():
-        p.meta = dataclasses.replace(p.meta, checkpoint_every=25)
-        p.source = dict(source)
-    return out
+
+def learner_names() -> tuple[str, ...]:
+    """The registered meta-learned learners (:func:`.registry.learners`)."""
+    return tuple(registry.learners())
+
+
+def strategy_names() -> tuple[str, ...]:
+    """Every registered strategy: the learners' and those that are not meta-trained."""
+    return tuple(registry.strategies())
+
+
+def alignment_bases() -> tuple[str, ...]:
+    """The strategies that run with a credit-assignment rule as ``"<base>+<rule>"``."""
+    return tuple(n for n, s in registry.strategies().items() if s.alignment_base)
+
+
+def default_scale(scenario: str) -> str:
+    """The preset scale used when none is given (``quick`` on sine, ``cpu`` elsewhere)."""
+    return registry.scenario_spec(scenario).default_scale
 
 
 def presets(scenario: str, scale: str = "cpu") -> dict[str, Preset]:
-    """The meta-trained learners' presets of ``scenario`` at ``scale`` (``quick``: sine only; ``cpu``;
-    ``paper``): FLP and OML, on Omniglot the plasticity rule (``MetaPlasticityRule``), and below the paper
-    scale the contrastive rule's complex synapse (``ComplexSynapse``, on OML's episodes)."""
-    if scenario not in SCENARIOS:
-        raise ValueError(f"scenario must be one of {SCENARIOS}, got {scenario!r}")
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    if scale == "quick":
-        if scenario != "sine":
-            raise ValueError("scale 'quick' exists for the sine scenario only; use 'cpu' or 'paper'")
-        out = quick_sine_presets()
-    else:
-        out = sine_presets(scale) if scenario == "sine" else omniglot_presets(scale)
-    if scale != "paper":  # no paper-scale continual setting of the complex synapse exists
-        out["ComplexSynapse"] = complex_synapse_preset(scenario, out["OML"].source)
-    return out
+    """The meta-trained learners' presets of ``scenario`` at ``scale``, as registered by each learner (on
+    sine FLP and OML, on Omniglot also the plasticity rule, and below the paper scale the contrastive
+    rule's complex synapse).
+
+    :raises ValueError: an unknown scenario, or a scale it does not have (the message lists them).
+    """
+    return registry.learner_presets(scenario, scale)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Comparison stream settings
 # ---------------------------------------------------------------------------------------------------
-STRATEGIES = (
-    "FLP",
-    "OML",
-    "Naive",
-    "EWC",
-    "Replay",
-    "MetaPlasticityRule",
-    "FeedbackAlignment",
-    "ComplexSynapse",
-)
-# Local rules driven by a softmax output error: classification streams only.
-CLASSIFICATION_ONLY = ("MetaPlasticityRule", "FeedbackAlignment")
-# Strategies deployed without an SGD learning rate of their own (FLP's and the rule's are meta-learned).
-NO_LR = ("FLP", "MetaPlasticityRule")
-# EWC's lambda per scenario: on continual sine, lambda >= 10 diverges (NaN) at every SGD lr that learns.
-EWC_LAMBDA = {"sine": 1.0, "omniglot": 100.0}
-DEFAULT_LR = {
-    "sine": {"OML": 0.003, "Naive": 0.01, "EWC": 0.01, "Replay": 0.01},
-    # FeedbackAlignment: the pseudo-gradient rate with the lowest query cross-entropy on Omniglot episodes
-    # at the paper's depth (benchmarks/plasticity_rules.py, `lr_grid`)
-    "omniglot": {"OML": 0.03, "Naive": 0.01, "EWC": 0.01, "Replay": 0.01, "FeedbackAlignment": 0.03},
-}
-
-
-# Credit-assignment rules without weight symmetry (``AlignmentPlugin``) run inside these SGD strategies:
-# the strategy "<base>+<rule>", e.g. "Naive+sa" or "EWC+fa", is the base trained with that rule.
-ALIGNMENT_BASES = ("Naive", "EWC", "Replay")
-
-
 def split_strategy(name: str) -> tuple[str, str | None]:
-    """``(strategy, alignment rule)`` of a compared strategy's name: one of :data:`STRATEGIES` (rule
-    ``None``), or ``"<base>+<rule>"`` with a base of :data:`ALIGNMENT_BASES` and a registered
-    ``AlignmentPlugin`` rule (``fa``, ``sa``, ``wm``, ...; see
-    :func:`avalanche_plasticity.alignment.available_rules`).
+    """``(strategy, alignment rule)`` of a compared strategy's name: a registered strategy (rule ``None``),
+    or ``"<base>+<rule>"`` with a base of :func:`alignment_bases` and a registered ``AlignmentPlugin``
+    rule (``fa``, ``sa``, ``wm``, ...; see :func:`avalanche_plasticity.alignment.available_rules`).
 
     :raises ValueError: an unknown strategy, base or rule (the message lists what is accepted).
     """
     if not isinstance(name, str):
         raise ValueError(f"strategy names are strings, got {name!r}")
-    if name in STRATEGIES:
+    if name in registry.strategies():
         return name, None
     from .alignment import available_rules
 
     rules = tuple(available_rules())
+    bases = alignment_bases()
     base, plus, rule = name.partition("+")
-    if plus and base in ALIGNMENT_BASES and rule in rules:
+    if plus and base in bases and rule in rules:
         return base, rule
-    if plus and base in ALIGNMENT_BASES:
+    if plus and base in bases:
         raise ValueError(f"strategy {name!r}: unknown alignment rule {rule!r}; rules: {', '.join(rules)}")
     raise ValueError(
-        f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}, or <base>+<rule> with base one of "
-        f"{', '.join(ALIGNMENT_BASES)} and rule one of {', '.join(rules)} (e.g. Naive+sa)"
+        f"unknown strategy {name!r}; choose from {', '.join(strategy_names())}, or <base>+<rule> with base "
+        f"one of {', '.join(bases)} and rule one of {', '.join(rules)} (e.g. Naive+sa)"
     )
 
 
 def runs_on(name: str, scenario: str) -> bool:
-    """Whether strategy ``name`` runs on ``scenario`` (the plasticity rules need a classification stream;
-    the alignment rules run wherever their base does)."""
-    return scenario != "sine" or split_strategy(name)[0] not in CLASSIFICATION_ONLY
+    """Whether strategy ``name`` runs on ``scenario``: its task types include the scenario's (the plasticity
+    rules need a classification stream; the alignment rules run wherever their base does)."""
+    spec = registry.strategy_spec(split_strategy(name)[0])
+    return registry.scenario_spec(scenario).task in spec.tasks
 
 
-# Run when named only: the complex synapse adds minutes of meta-training to the default comparison.
-OPT_IN = ("ComplexSynapse",)
-
-
-def default_strategies(scenario: str) -> tuple[str, ...]:
-    """Every strategy of :data:`STRATEGIES` that runs on ``scenario`` (the plasticity rules need a
-    classification stream), except the opt-in ones (:data:`OPT_IN`, and the alignment-rule strategies
-    such as ``Naive+sa``)."""
-    return tuple(s for s in STRATEGIES if runs_on(s, scenario) and s not in OPT_IN)
-
-
-OMNIGLOT_MARKS = (10, 25, 50, 100, 200, 400, 600)
+def default_strategies(scenario: str, scale: str | None = None) -> tuple[str, ...]:
+    """Every registered strategy that runs on ``scenario``, except the opt-in ones (e.g. the complex
+    synapse, which adds minutes of meta-training), the learners without a preset there at ``scale``
+    (default: the scenario's default scale), and the alignment-rule strategies such as ``Naive+sa``."""
+    with_preset = registry.learner_presets(scenario, scale or default_scale(scenario))
+    return tuple(
+        n
+        for n, s in registry.strategies().items()
+        if runs_on(n, scenario) and not s.opt_in and (not s.meta_learned or n in with_preset)
+    )
 
 
 @dataclass
@@ -177,13 +135,13 @@ class StreamConfig:
                 raise ValueError(
                     f"eval_points must be positive numbers of experiences, got {self.eval_points}"
                 )
-        with_lr = [s for s in STRATEGIES if s not in NO_LR]
+        with_lr = [n for n, s in registry.strategies().items() if s.has_lr]
         for k in self.lr:
             try:
                 base, _ = split_strategy(k)
             except ValueError as e:
                 raise ValueError(f"lr: {e}") from None
-            if base in NO_LR:
+            if not registry.strategy_spec(base).has_lr:
                 raise ValueError(
                     f"lr: {k!r} has no SGD learning rate; choose from {with_lr} or <base>+<rule>"
                 )
@@ -377,13 +335,13 @@ def apply_overrides(
     :raises OverrideError: unknown or ambiguous key (the message lists the valid ones) or a bad value.
     """
     presets_ = {n: dataclasses.replace(p, source=dict(p.source)) for n, p in learners.items()}
-    scope = _Scope(presets_, _source_factory(scenario), stream)
+    scope = _Scope(presets_, registry.scenario_spec(scenario).meta_source(), stream)
     stream_fields = _field_types(stream) if stream is not None else {}
     changes: dict[tuple[str | None, str], dict[str, Any]] = {}
     for key, text in overrides.items():
         parts = key.split(".")
         only = None
-        if parts[0] in LEARNER_NAMES:
+        if parts[0] in registry.learners():
             if parts[0] not in presets_:
                 raise OverrideError(f"--set {key}: {parts[0]} is not in this run (have {list(presets_)})")
             only, parts = parts[0], parts[1:]
@@ -445,8 +403,12 @@ def apply_overrides(
             where = f"{learner}.{sec}" if learner else sec
             raise OverrideError(f"--set {where}: {shown}: {e}") from None
     for p in presets_.values():
-        _follow_source(scenario, p)
-        _check_consistency(scenario, p)
+        follow = registry.learner_spec(p.learner).follow_source
+        if follow is not None:
+            follow(scenario, p)
+        check = registry.scenario_spec(scenario).check_preset
+        if check is not None:
+            check(p)
     return presets_, stream
 
 
@@ -473,47 +435,6 @@ def input_size(learner_config: Any) -> int:
     return sizes[0]
 
 
-def _follow_source(scenario: str, p: Preset) -> None:
-    """The complex synapse's network spec is not a ``--set`` field: its input and output sizes follow its
-    episodes (sine: ``functions_per_episode + 1`` inputs; Omniglot: ``image_size``, ``num_units``)."""
-    if not isinstance(p.learner_config, ComplexSynapseConfig):
-        return
-    net = dict(p.learner_config.network)
-    if scenario == "sine":
-        net["sizes"] = [p.source.get("functions_per_episode", 10) + 1, *net["sizes"][1:]]
-    else:
-        net["image_size"] = p.source.get("image_size", 28)
-        net["num_outputs"] = p.source.get("num_units", net["num_outputs"])
-    p.learner_config = dataclasses.replace(p.learner_config, network=net)
-
-
-def _check_consistency(scenario: str, p: Preset) -> None:
-    shape = getattr(p.learner_config, "input_shape", None)
-    if scenario == "omniglot" and shape is not None:
-        size = p.source.get("image_size", 28)
-        if tuple(shape) != (1, size, size):
-            raise OverrideError(
-                f"{p.learner}: input_shape {tuple(shape)} must be (1, image_size, image_size) = (1, {size}, "
-                f"{size}), and layer_sizes[0] = {size * size}"
-            )
-    trunk = getattr(p.learner_config, "trunk", None)
-    if scenario == "omniglot" and trunk is not None:
-        size = p.source.get("image_size", 28)
-        if trunk["image_size"] != size:
-            raise OverrideError(
-                f"{p.learner}: the conv trunk reads {trunk['image_size']}x{trunk['image_size']} images but "
-                f"its episodes have image_size {size}; the trunk's image size is the scale's (cpu: 28, "
-                "paper: 84): choose it with --scale"
-            )
-    if scenario == "sine":
-        k = p.source.get("functions_per_episode", 10)
-        if input_size(p.learner_config) != k + 1:
-            raise OverrideError(
-                f"{p.learner}: the input size ({input_size(p.learner_config)}) must be "
-                f"functions_per_episode + 1 = {k + 1} (one-hot function slot + z)"
-            )
-
-
 def configure(
     scenario: str,
     scale: str | None = None,
@@ -525,18 +446,10 @@ def configure(
     """The presets of ``learners`` (default: every learner of the scenario) for ``scenario``/``scale``
     (default scale: ``quick`` for sine, ``cpu`` for Omniglot) with ``overrides`` applied (see
     :func:`apply_overrides`)."""
-    scale = scale or DEFAULT_SCALE.get(scenario, "cpu")
+    scale = scale or default_scale(scenario)
     base = presets(scenario, scale)
     learners = list(base) if learners is None else learners
     unknown = set(learners) - set(base)
     if unknown:
         raise ValueError(f"learner must be one of {list(base)} on {scenario}, got {sorted(unknown)}")
     return apply_overrides({n: base[n] for n in learners}, overrides or {}, scenario=scenario, stream=stream)
-
-
-def _source_factory(scenario: str) -> Callable[..., Any]:
-    if scenario == "sine":
-        return SineTaskSource
-    from avalanche_plasticity.scenarios import omniglot_meta_train_source
-
-    return omniglot_meta_train_source

@@ -72,3 +72,21 @@ def plastic_forward(
         z = torch.baddbmm(biases[l].unsqueeze(-2), acts[-1], weights[l].transpose(-1, -2))
         acts.append(z if l == len(weights) - 1 else F.relu(z))
     return acts
+
+
+def baseline_model(learner_config: object) -> nn.Module:
+    """A standard network with the same architecture as a learner, randomly initialised by torch's default
+    init (for Naive, EWC, Replay): the optional conv trunk (``trunk``), then a ReLU MLP over ``layer_sizes``
+    (FLP, rules) or ``rln_sizes + pln_sizes[1:]`` (OML), linear output."""
+    if hasattr(learner_config, "layer_sizes"):
+        sizes = list(learner_config.layer_sizes)
+    else:
+        sizes = [*learner_config.rln_sizes, *learner_config.pln_sizes[1:]]
+    layers: list[nn.Module] = []
+    if getattr(learner_config, "trunk", None) is not None:
+        layers.append(ConvTrunk(**learner_config.trunk))
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)

@@ -14,7 +14,7 @@ import torch
 from .checkpoint import write_bytes_atomic
 
 if TYPE_CHECKING:
-    from .experiments import Comparison
+    from .results import Comparison
 
 
 def write_results(payload: dict[str, Any], path: str | Path) -> None:
@@ -115,7 +115,7 @@ def curve_figure(comparison: Comparison):
             )
     ax.set_xlabel(f"{comparison.unit} seen")
     ax.set_ylabel(comparison.title)
-    if comparison.scenario == "sine":  # MSE over orders of magnitude: log scale, plain tick labels
+    if comparison.lower_is_better:  # errors span orders of magnitude: log scale, plain tick labels
         from matplotlib.ticker import FuncFormatter, NullFormatter
 
         ax.set_yscale("log")
@@ -140,7 +140,7 @@ def matrix_figure(comparison: Comparison):
     mats = {n: np.array(comparison.matrix_mean(n), dtype=float) for n in names}
     finite = np.concatenate([m[np.isfinite(m)] for m in mats.values()]) if mats else np.array([0.0])
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    cmap = "viridis_r" if comparison.scenario == "sine" else "viridis"
+    cmap = "viridis_r" if comparison.lower_is_better else "viridis"
     image = None
     points = comparison.points()
     for ax, name in zip(axes, names, strict=True):

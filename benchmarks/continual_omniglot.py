@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from avalanche_plasticity.configs import EWC_LAMBDA, presets
+from avalanche_plasticity.configs import presets
 from avalanche_plasticity.experiments import make_strategy, meta_trained, run_stream
+from avalanche_plasticity.registry import scenario_spec
 from avalanche_plasticity.reporting import machine, write_results
 from avalanche_plasticity.scenarios import ContinualOmniglot
 
@@ -40,7 +41,7 @@ def run(name, learners, cfg, order_seed, lr, counts, root, image_size):
         learner_config=cfg,
         task="classification",
         lr=lr,
-        ewc_lambda=EWC_LAMBDA["omniglot"],
+        ewc_lambda=scenario_spec("omniglot").ewc_lambda,
         train_mb_size=1,
         seed=order_seed,
     )
@@ -100,7 +101,7 @@ def main() -> None:
             "test_per_class": 5,
             "image_size": size,
             "lr_grid": LR_GRID,
-            "ewc_lambda": EWC_LAMBDA["omniglot"],
+            "ewc_lambda": scenario_spec("omniglot").ewc_lambda,
             "replay_mem_size": 200,
             "learners": {n: repr(presets("omniglot", args.scale)[n]) for n in ("FLP", "OML")},
         },

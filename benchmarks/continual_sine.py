@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from avalanche_plasticity.configs import EWC_LAMBDA, presets
+from avalanche_plasticity.configs import presets
 from avalanche_plasticity.experiments import make_strategy, meta_trained, run_stream
+from avalanche_plasticity.registry import scenario_spec
 from avalanche_plasticity.reporting import machine, write_results
 from avalanche_plasticity.scenarios import IncrementalSine
 
@@ -50,7 +51,7 @@ def run(name, learners, cfg, seed, lr, problem_seed):
         learner_config=cfg,
         task="regression",
         lr=lr,
-        ewc_lambda=EWC_LAMBDA["sine"],
+        ewc_lambda=scenario_spec("sine").ewc_lambda,
         train_mb_size=8,
         seed=seed,
     )
@@ -93,7 +94,7 @@ def main() -> None:
             "batches_per_function": 40,
             "batch_size": 8,
             "lr_grid": LR_GRID,
-            "ewc_lambda": EWC_LAMBDA["sine"],
+            "ewc_lambda": scenario_spec("sine").ewc_lambda,
             "replay_mem_size": 200,
             "learners": {n: repr(presets("sine", args.scale)[n]) for n in ("FLP", "OML")},
         },

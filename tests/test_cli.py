@@ -145,14 +145,23 @@ def test_default_command_is_compare(tmp_path, capsys):
         (["compare", "--set", "stream.lr.SGD=0.1"], "lr: unknown strategy 'SGD'"),
         (["compare", "--set", "noequals"], "expected key=value, got 'noequals'"),
         (["compare", "--set", "seed=3"], "the seed is set with --seed"),
-        (["compare", "--num-classes", "20"], "--num-classes applies to --scenario omniglot only"),
-        (["compare", "--scenario", "omniglot", "--scale", "quick"], "scale 'quick' exists for the sine"),
+        (
+            ["compare", "--num-classes", "20"],
+            "--num-classes applies to the scenarios omniglot only, not sine",
+        ),
+        (
+            ["compare", "--scenario", "omniglot", "--scale", "quick"],
+            "scale must be one of ('cpu', 'paper') on 'omniglot', got 'quick'",
+        ),
         (["meta-train", "--learner", "FLP", "--set", "stream.mem_size=3"], "apply to 'compare' and"),
         (["meta-train", "--learner", "FLP", "--set", "inner_lr=0.1"], "unknown setting 'inner_lr'"),
         (["meta-train", "--learner", "SGD"], "invalid choice: 'SGD'"),
         (["evaluate", "/no/such/checkpoint.pt"], "no checkpoint at /no/such/checkpoint.pt"),
         (["evaluat"], "invalid choice: 'evaluat'"),
-        (["compare", "--strategies", "MetaPlasticityRule"], "['MetaPlasticityRule'] need a classification"),
+        (
+            ["compare", "--strategies", "MetaPlasticityRule"],
+            "['MetaPlasticityRule'] do not run on regression streams",
+        ),
         (
             ["meta-train", "--learner", "MetaPlasticityRule"],
             "learner must be one of ['FLP', 'OML', 'ComplexSynapse'] on sine",

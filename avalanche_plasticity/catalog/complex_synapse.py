@@ -1,0 +1,125 @@
+"""The complex synapse (Zucchet et al. 2022), meta-trained by the contrastive rule on the episodes of the
+scenario's OML preset, so that its comparison stream has the same shape; deployed by SGD on its inner loss.
+Opt-in in ``compare`` (minutes of meta-training); no paper-scale continual setting exists."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..contrastive import (
+    BilevelMetaTrainConfig,
+    ComplexSynapseConfig,
+    ComplexSynapseLearner,
+    ContrastiveConfig,
+    SolverConfig,
+    load_bilevel_learner,
+    meta_train_bilevel,
+)
+from ..contrastive.meta_training import bilevel_config_from_dict
+from ..presets import Preset
+from ..registry import LearnerSpec, StrategyContext, register_learner
+from . import oml, sine
+
+NAME = "ComplexSynapse"
+
+
+def preset(scenario: str, scale: str) -> Preset | None:
+    """The settings of ``benchmarks/contrastive.py`` (its continual sections), on OML's episodes.
+
+    Sine: the MLP 11-64-64-64-1 (ReLU) of FLP/OML's ``cpu`` size, lambda from 1e-3 (meta-learned), the
+    symmetric estimator with beta 0.05, a free phase of 30 and nudged phases of 15 gradient steps (lr 0.02),
+    300 meta-updates of 4 tasks, Adam 3e-3; deployed by SGD at 0.05. Omniglot: the four-block conv net
+    (32 channels, per-example GroupNorm) with the stream's head, lambda 0.25 fixed and omega meta-learned,
+    beta 0.1, free 20 / nudged 10 steps (lr 0.1), 100 meta-updates of 4 tasks, Adam 3e-3; deployed by SGD at
+    1e-3 (the best of the benchmark's grid on a validation class order)."""
+    base = oml.preset(scenario, scale)
+    if base is None or scale == "paper":
+        return None
+    source = base.source
+    if scenario == sine.NAME:
+        k = source.get("functions_per_episode", 10)
+        config = ComplexSynapseConfig(
+            network={"kind": "mlp", "sizes": [k + 1, 64, 64, 64, 1], "activation": "relu"},
+            init_lambda=1e-3,
+            inner_lr=0.05,
+        )
+        free, nudged = (
+            SolverConfig(lr=0.02, max_steps=30, tol=None),
+            SolverConfig(lr=0.02, max_steps=15, tol=None),
+        )
+        beta, steps, lr, clip, every = 0.05, 300, 3e-3, 10.0, 25
+    else:
+        config = ComplexSynapseConfig(
+            network={
+                "kind": "conv",
+                "channels": 32,
+                "image_size": source.get("image_size", 28),
+                "num_outputs": source["num_units"],
+                "norm": "layer",
+            },
+            task="classification",
+            init_lambda=0.25,
+            learn_lambda=False,
+            inner_lr=1e-3,
+        )
+        free, nudged = (
+            SolverConfig(lr=0.1, max_steps=20, tol=None),
+            SolverConfig(lr=0.1, max_steps=10, tol=None),
+        )
+        beta, steps, lr, clip, every = 0.1, 100, 3e-3, None, 10
+    meta = BilevelMetaTrainConfig(
+        steps=steps,
+        meta_batch_size=4,
+        estimator="contrastive",
+        lr=lr,
+        contrastive=ContrastiveConfig(
+            beta=beta, variant="symmetric", free=free, nudged=nudged, on_nonconvergence="skip"
+        ),
+        unrolled=free,
+        grad_clip=clip,
+        checkpoint_every=every,
+    )
+    return Preset(NAME, config, meta, dict(source))
+
+
+def follow_source(scenario: str, p: Preset) -> Preset:
+    """Its network spec is not a ``--set`` field: the input and output sizes follow its episodes (sine:
+    ``functions_per_episode + 1`` inputs; images: ``image_size`` and ``num_units``)."""
+    net = dict(p.learner_config.network)
+    if net["kind"] == "mlp":
+        net["sizes"] = [p.source.get("functions_per_episode", 10) + 1, *net["sizes"][1:]]
+    else:
+        net["image_size"] = p.source.get("image_size", 28)
+        net["num_outputs"] = p.source.get("num_units", net["num_outputs"])
+    p.learner_config = dataclasses.replace(p.learner_config, network=net)
+    return p
+
+
+def _strategy(ctx: StrategyContext) -> Any:
+    from avalanche_plasticity.strategies import ComplexSynapse
+
+    return ComplexSynapse(learner=ctx.learner, lr=ctx.lr, **ctx.common)  # SGD on the inner loss
+
+
+SPEC = register_learner(
+    LearnerSpec(
+        name=NAME,
+        config_class=ComplexSynapseConfig,
+        learner_class=ComplexSynapseLearner,
+        presets=preset,
+        # the seed draws the initial omega, as FLP's and OML's weights
+        build=lambda p, seed: ComplexSynapseLearner(dataclasses.replace(p.learner_config, seed=seed)),
+        meta_train=lambda learner, source, meta, world=None, **common: meta_train_bilevel(
+            learner, source, meta, **common
+        ),
+        load=load_bilevel_learner,
+        make=_strategy,
+        deploy_lr=lambda learner: learner.config.inner_lr,
+        distributed=False,
+        cpu_only=True,
+        opt_in=True,
+        follow_source=follow_source,
+        meta_config_from_dict=bilevel_config_from_dict,
+    )
+)

@@ -1,0 +1,92 @@
+"""The meta-learned plasticity rule on fixed random feedback (Shervani-Tabar & Rosenbaum 2023):
+``MetaPlasticityRule``, and its floor ``FeedbackAlignment`` (the pseudo-gradient alone on the same
+network). Both learn from a softmax output error: classification streams only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..meta_learning import MetaTrainConfig, meta_train
+from ..plasticity_rules.learner import (
+    PAPER_LAYER_SIZES,
+    PlasticityRuleConfig,
+    PlasticityRuleLearner,
+    load_rule,
+)
+from ..presets import Preset
+from ..registry import LearnerSpec, StrategyContext, StrategySpec, register_learner, register_strategy
+from . import omniglot
+
+NAME = "MetaPlasticityRule"
+CLASSIFICATION = ("classification",)
+
+
+def preset(scenario: str, scale: str) -> Preset | None:
+    """The ten-term pool on the authors' fully connected softplus net (hidden 170-130-100-70) over the
+    stream's raw pixels, meta-trained on 5-way Omniglot episodes of 15 images per class learned one at a
+    time. ``cpu``: 150 meta-updates of 4 episodes (the paper's 600), Adam 3e-3, L1 0.1, starting from the
+    pseudo-gradient at 0.03 (the settings of ``benchmarks/plasticity_rules.py``); ``paper``: one episode per
+    update, 600 updates, Adam 1e-3, starting at 1e-3, 47 output units. The rule's coefficients are shared
+    by all layers, so it is deployed on a network with the stream's number of classes."""
+    if scenario != omniglot.NAME:
+        return None
+    size = omniglot.shared(scale)["trunk"]["image_size"]
+    paper = scale == "paper"
+    return Preset(
+        NAME,
+        PlasticityRuleConfig(
+            layer_sizes=(size * size, *PAPER_LAYER_SIZES[1:-1], 47 if paper else 5),
+            init_coefficients={"pseudo_gradient": 1e-3 if paper else 0.03},
+            l1=0.1,
+            input_shape=(1, size, size),
+        ),
+        MetaTrainConfig(
+            steps=600 if paper else 150,
+            meta_batch_size=1 if paper else 4,
+            default_lr=1e-3 if paper else 3e-3,
+            checkpoint_every=10,
+        ),
+        dict(ways=5, shots=15, query_shots=5, num_units=47 if paper else 5, image_size=size, order="iid"),
+    )
+
+
+def _rule_strategy(ctx: StrategyContext) -> Any:
+    from avalanche_plasticity.strategies import MetaPlasticityRule
+
+    return MetaPlasticityRule(learner=ctx.learner, num_classes=ctx.num_classes, seed=ctx.seed, **ctx.common)
+
+
+def _feedback_alignment(ctx: StrategyContext) -> Any:
+    from avalanche_plasticity.strategies import FeedbackAlignment
+    from avalanche_plasticity.strategies.plasticity_rules import PAPER_HIDDEN_SIZES
+
+    arch = ctx.architecture
+    shape = tuple(getattr(arch, "input_shape", None) or (1, 28, 28))
+    hidden = tuple(arch.layer_sizes[1:-1]) if arch is not None else PAPER_HIDDEN_SIZES
+    return FeedbackAlignment(
+        num_classes=ctx.num_classes,
+        lr=ctx.lr if ctx.lr is not None else 0.03,
+        hidden_sizes=hidden,
+        input_shape=shape,
+        seed=ctx.seed,
+        **ctx.common,
+    )
+
+
+SPEC = register_learner(
+    LearnerSpec(
+        name=NAME,
+        config_class=PlasticityRuleConfig,
+        learner_class=PlasticityRuleLearner,
+        presets=preset,
+        build=lambda p, seed: PlasticityRuleLearner(p.learner_config),  # weights drawn afresh per episode
+        meta_train=meta_train,
+        load=load_rule,
+        make=_rule_strategy,
+        tasks=CLASSIFICATION,
+        has_lr=False,  # the rule's coefficients are meta-learned
+    )
+)
+FEEDBACK_ALIGNMENT = register_strategy(
+    StrategySpec("FeedbackAlignment", make=_feedback_alignment, tasks=CLASSIFICATION, architecture_from=NAME)
+)
