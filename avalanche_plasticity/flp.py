@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .memory_lean import LeanSpec, lean_trajectory
 from .networks import ConvTrunk, kaiming_linear, plastic_forward
 
 Tensor = torch.Tensor
@@ -151,7 +152,7 @@ def flp_step(fast_weights: Sequence[Tensor], meta: FLPMeta, x: Tensor, y: Tensor
     for l in range(L):
         W = fast_weights[l]
         rate = meta.plasticity_rates[l]
-        if l < L - 1:
+        if l < L - 1 and meta.hidden_plasticity_multiplier != 1.0:  # no full-size copy scaled by 1
             rate = rate * meta.hidden_plasticity_multiplier
         if l == L - 1 and classification:
             new.append(onehot_oja_update(W, rate, y, acts[l], hebbian))
@@ -264,6 +265,30 @@ class FLPLearner(nn.Module):
     def step(self, fast_weights: Sequence[Tensor], features: Tensor, target: Tensor) -> list[Tensor]:
         """One online FLP update (see :func:`flp_step`)."""
         return flp_step(fast_weights, self.meta(), features, target)
+
+    def adapt_memory_lean(
+        self,
+        fast_weights: Sequence[Tensor],
+        features: Tensor,
+        targets: Tensor,
+        anchor_every: int | None = None,
+    ) -> list[Tensor]:
+        """:meth:`adapt` with the memory-lean backward pass (:mod:`avalanche_plasticity.memory_lean`): the
+        same result and, up to rounding, the same gradients, keeping only each step's activities and a
+        weight set every ``anchor_every`` steps (None: ``ceil(sqrt(T))``)."""
+        c = self.config
+        spec = LeanSpec(c.task, c.rule, c.hidden_plasticity_multiplier, c.linear_feedback, anchor_every)
+        return lean_trajectory(
+            fast_weights,
+            list(self.biases),
+            list(self.feedback_weights),
+            list(self.feedback_biases),
+            list(self.plasticity_rates),
+            list(self.feedback_strengths),
+            features,
+            targets,
+            spec,
+        )
 
     def adapt(self, fast_weights: Sequence[Tensor], features: Tensor, targets: Tensor) -> list[Tensor]:
         """Run the rule over a trajectory: ``features (E, T, B, n_0)``, ``targets (E, T, B[, n_L])``."""

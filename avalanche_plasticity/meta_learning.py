@@ -48,6 +48,11 @@ LEARNERS: dict[str, tuple[type, type]] = {
 }
 
 
+META_GRADIENTS = ("stored", "memory_lean")
+# Config fields that change how the meta-gradient is computed, not what it is: free to differ on resume.
+GRADIENT_METHOD_FIELDS = ("meta_gradient", "lean_anchor_every")
+
+
 class TaskSource(Protocol):
     def sample(self, episodes: int, generator: torch.Generator) -> EpisodeBatch: ...
 
@@ -68,6 +73,14 @@ class MetaTrainConfig:
         ``(seed, s, i)``, instead of drawing whole meta-batches from one stream. The episodes then do not
         depend on the number of processes, and each process of a distributed run samples only its own
         share (faster). Off by default: the single stream reproduces earlier runs.
+    :param meta_gradient: how the meta-gradient through the online trajectory is computed.
+        ``"stored"`` (the default and the reference): autograd keeps every step's graph, memory linear in
+        the steps (~12.5 MB per step and episode on the FLP authors' sine network). ``"memory_lean"``:
+        the learner's reversible backward pass (FLP only, :mod:`avalanche_plasticity.memory_lean`) keeps
+        each step's activities and rebuilds the fast weights backwards; the same gradient up to rounding,
+        a tenth of the memory or less. The two may be swapped when resuming a checkpoint.
+    :param lean_anchor_every: with ``"memory_lean"``, steps between stored fast-weight sets (None:
+        ``ceil(sqrt(T))``); fewer anchors save memory, more bound the rebuilding's rounding drift.
     """
 
     steps: int = 1000
@@ -79,12 +92,22 @@ class MetaTrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     episode_seeds: bool = False
+    meta_gradient: str = "stored"
+    lean_anchor_every: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "meta_batch_size", "checkpoint_every"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.meta_gradient not in META_GRADIENTS:
+            raise ValueError(f"meta_gradient must be one of {META_GRADIENTS}, got {self.meta_gradient!r}")
+        if self.lean_anchor_every is not None and (
+            not isinstance(self.lean_anchor_every, int) or self.lean_anchor_every < 1
+        ):
+            raise ValueError(
+                f"lean_anchor_every must be None or a positive int, got {self.lean_anchor_every!r}"
+            )
         if self.truncate is not None and self.truncate < 1:
             raise ValueError(f"truncate must be None or >= 1, got {self.truncate}")
         for k, v in {**self.lr, "default_lr": self.default_lr}.items():
@@ -143,11 +166,31 @@ def sample_share(
     return batch, (share.stop - share.start) / config.meta_batch_size
 
 
+def check_meta_gradient(learner: Any, meta_gradient: str) -> None:
+    """:raises ValueError: ``meta_gradient`` is unknown, or ``"memory_lean"`` for a learner without a
+    memory-lean trajectory (``adapt_memory_lean``)."""
+    if meta_gradient not in META_GRADIENTS:
+        raise ValueError(f"meta_gradient must be one of {META_GRADIENTS}, got {meta_gradient!r}")
+    if meta_gradient == "memory_lean" and not hasattr(learner, "adapt_memory_lean"):
+        raise ValueError(
+            f"meta_gradient='memory_lean' needs a learner with a memory-lean trajectory (FLPLearner); "
+            f"{type(learner).__name__} has none, use meta_gradient='stored'"
+        )
+
+
 def run_trajectory(
-    learner: Any, fast: list[Tensor], features: Tensor, targets: Tensor, truncate: int | None = None
+    learner: Any,
+    fast: list[Tensor],
+    features: Tensor,
+    targets: Tensor,
+    truncate: int | None = None,
+    meta_gradient: str = "stored",
+    anchor_every: int | None = None,
 ) -> list[Tensor]:
     """Apply the learner's online rule over ``features (E, T, B, d)``; with ``truncate=k`` only the last
-    ``k`` steps keep the graph (truncated back-propagation through learning)."""
+    ``k`` steps keep the graph (truncated back-propagation through learning). ``meta_gradient`` as in
+    :class:`MetaTrainConfig` (``anchor_every``: its ``lean_anchor_every``)."""
+    check_meta_gradient(learner, meta_gradient)
     T = features.shape[1]
     start = 0 if truncate is None or truncate >= T else T - truncate
     if start:
@@ -155,18 +198,35 @@ def run_trajectory(
             for t in range(start):
                 fast = learner.step(fast, features[:, t].detach(), targets[:, t])
         fast = [w.detach() for w in fast]
+    if meta_gradient == "memory_lean":
+        return learner.adapt_memory_lean(fast, features[:, start:], targets[:, start:], anchor_every)
     for t in range(start, T):
         fast = learner.step(fast, features[:, t], targets[:, t])
     return fast
 
 
-def meta_loss(learner: Any, batch: EpisodeBatch, truncate: int | None = None) -> Tensor:
-    """Mean query loss after learning each episode's trajectory online (batched over episodes)."""
+def meta_loss(
+    learner: Any,
+    batch: EpisodeBatch,
+    truncate: int | None = None,
+    meta_gradient: str = "stored",
+    anchor_every: int | None = None,
+) -> Tensor:
+    """Mean query loss after learning each episode's trajectory online (batched over episodes);
+    ``meta_gradient`` and ``anchor_every`` as in :func:`run_trajectory`."""
     E, T = batch.support_x.shape[:2]
     feats = learner.features(torch.cat([batch.support_x.flatten(1, 2), batch.query_x], 1))
     B = batch.support_x.shape[2]
     support, query = feats[:, : T * B].unflatten(1, (T, B)), feats[:, T * B :]
-    fast = run_trajectory(learner, learner.initial_fast_weights(E), support, batch.support_y, truncate)
+    fast = run_trajectory(
+        learner,
+        learner.initial_fast_weights(E),
+        support,
+        batch.support_y,
+        truncate,
+        meta_gradient,
+        anchor_every,
+    )
     return task_loss(learner.predict(fast, query), batch.query_y, learner.config.task).mean()
 
 
@@ -259,6 +319,7 @@ def meta_train(
     :raises CheckpointError: the checkpoint belongs to another learner kind or configuration.
     :raises ValueError: ``config.meta_batch_size`` is smaller than the number of processes.
     """
+    check_meta_gradient(learner, config.meta_gradient)
     device = next(learner.parameters()).device
     world = world or current_world(device)
     if world.distributed:
@@ -276,8 +337,9 @@ def meta_train(
                 f"checkpoint {checkpoint} was made with a different learner config: "
                 f"{ckpt['learner_config']} != {dataclasses.asdict(learner.config)}"
             )
-        # ``steps`` may grow: resuming with more steps extends a finished run.
-        if {**saved_meta_config(ckpt), "steps": config.steps} != dataclasses.asdict(config):
+        # ``steps`` may grow, and the meta-gradient method may change (same gradient up to rounding).
+        free = {"steps": config.steps, **{k: getattr(config, k) for k in GRADIENT_METHOD_FIELDS}}
+        if {**saved_meta_config(ckpt), **free} != dataclasses.asdict(config):
             raise CheckpointError(
                 f"checkpoint {checkpoint} was made with a different MetaTrainConfig: "
                 f"{ckpt.get('meta_config')} != {dataclasses.asdict(config)}"
@@ -320,7 +382,7 @@ def meta_train(
         batch, weight = sample_share(source, config, step, generator, world)
         if device.type != "cpu":
             batch = batch.to(device)
-        loss = meta_loss(learner, batch, config.truncate)
+        loss = meta_loss(learner, batch, config.truncate, config.meta_gradient, config.lean_anchor_every)
         if world.distributed:
             loss = loss * weight  # the ranks' weighted losses sum to the mean over the whole meta-batch
         for opt in optimizers.values():
