@@ -22,3 +22,6 @@ __all__ = [
     "WeightAngle",
     "alignment_metrics",
 ]
+from .anml import ANML, ANMLModel  # noqa: E402
+
+__all__ += ["ANML", "ANMLModel"]
