@@ -113,8 +113,16 @@ class StreamConfig:
         pseudo-gradient, and alignment-rule strategies such as ``Naive+sa``); missing ones use the
         defaults: OML the ``inner_lr`` it was meta-trained with, FeedbackAlignment 0.03, an alignment-rule
         strategy its base's, the others 0.01.
-    :param ewc_lambda: EWC's penalty (None: 1 on sine, 100 on Omniglot).
+    :param ewc_lambda: EWC's penalty (None: the scenario's; 1 on sine, 100 on Omniglot).
     :param mem_size: Replay's buffer size.
+    :param setting: MNIST-family streams: ``"class"``-incremental (one head over every class seen) or
+        ``"domain"``-incremental (each experience's classes relabelled 0, 1, ...).
+    :param regime: MNIST-family streams: ``"online"`` (one pass, minibatches of 1: the meta-continual
+        setting) or ``"standard"`` (minibatches of ``batch_size``, ``epochs`` passes).
+    :param batch_size: the standard regime's training minibatch.
+    :param epochs: the standard regime's passes over each experience.
+    :param train_per_experience: MNIST-family streams: random training images kept per experience (None:
+        all of them; the test streams keep every test image).
     """
 
     num_classes: int = 50
@@ -123,6 +131,11 @@ class StreamConfig:
     lr: dict[str, float] = field(default_factory=dict)
     ewc_lambda: float | None = None
     mem_size: int = 200
+    setting: Literal["class", "domain"] = "class"
+    regime: Literal["online", "standard"] = "online"
+    batch_size: int = 32
+    epochs: int = 1
+    train_per_experience: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_classes, int) or not 1 <= self.num_classes <= 659:
@@ -152,6 +165,17 @@ class StreamConfig:
             raise ValueError(f"ewc_lambda must be None or >= 0, got {self.ewc_lambda}")
         if not isinstance(self.mem_size, int) or self.mem_size < 1:
             raise ValueError(f"mem_size must be a positive int, got {self.mem_size!r}")
+        if self.setting not in ("class", "domain"):
+            raise ValueError(f"setting must be 'class' or 'domain', got {self.setting!r}")
+        if self.regime not in ("online", "standard"):
+            raise ValueError(f"regime must be 'online' or 'standard', got {self.regime!r}")
+        for name in ("batch_size", "epochs"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        t = self.train_per_experience
+        if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 1):
+            raise ValueError(f"train_per_experience must be None or a positive int, got {t!r}")
 
 
 # ---------------------------------------------------------------------------------------------------

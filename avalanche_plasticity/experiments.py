@@ -221,6 +221,7 @@ def make_strategy(
     ewc_lambda: float = 100.0,
     mem_size: int = 200,
     train_mb_size: int = 1,
+    train_epochs: int = 1,
     eval_mb_size: int = 256,
     device: str = "cpu",
     plugins: list | None = None,
@@ -264,6 +265,7 @@ def make_strategy(
     evaluator = EvaluationPlugin(*metrics, loss_metrics(stream=True), loggers=loggers or [])
     common = dict(
         train_mb_size=train_mb_size,
+        train_epochs=train_epochs,
         eval_mb_size=eval_mb_size,
         device=device,
         evaluator=evaluator,
@@ -472,7 +474,9 @@ def run_comparison(
             lr[n] = deploy_lr(learner)
     ewc_lambda = spec.ewc_lambda if stream.ewc_lambda is None else stream.ewc_lambda
     task, metric = spec.task, spec.metric_key
-    mb = spec.train_mb_size(ref.source)
+    mb = spec.train_mb_size(stream, ref.source)
+    epochs = spec.train_epochs(stream)
+    head = spec.num_classes(stream) if spec.num_classes is not None else stream.num_classes
     marks = spec.eval_points(stream)
     cache = Path(run_cache) if run_cache is not None else None
     runs: list[RunResult] = []
@@ -493,6 +497,7 @@ def run_comparison(
             "ewc_lambda": ewc_lambda if "ewc_lambda" in entries[name].settings else None,
             "mem_size": stream.mem_size if "mem_size" in entries[name].settings else None,
             "train_mb_size": mb,
+            "train_epochs": epochs,
             "eval_points": list(marks) if marks else None,
         }
         if rule_name is not None:  # only then, so the other runs' cached fingerprints stay valid
@@ -530,7 +535,8 @@ def run_comparison(
             train_mb_size=mb,
             seed=seed,
             loggers=loggers,
-            num_classes=stream.num_classes if task == "classification" else None,
+            train_epochs=epochs,
+            num_classes=head if task == "classification" else None,
             architecture=architecture_of(name),
         )
         curve, matrix = run_stream_matrix(s, bm, marks, metric, progress=progress, desc=f"{name} seed {seed}")

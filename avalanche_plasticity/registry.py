@@ -161,7 +161,10 @@ class ScenarioSpec:
     :param make_stream: ``(settings, seed, root) -> Avalanche benchmark``.
     :param default_lr: SGD learning rates by strategy name (others: 0.01).
     :param ewc_lambda: EWC's penalty on this scenario.
-    :param train_mb_size: ``source -> minibatch size`` of the evaluation stream's training.
+    :param train_mb_size: ``(stream_config, source) -> minibatch size`` of the stream's training.
+    :param train_epochs: ``stream_config -> passes`` over each training experience.
+    :param num_classes: ``stream_config -> classes`` a head must cover (classification; ``None``: the
+        stream config's ``num_classes``).
     :param eval_points: ``stream_config -> numbers of experiences after which to evaluate`` (None: all).
     :param check_preset: ``(preset) -> None``, raising ``ValueError`` when a learner's settings do not
         fit the scenario's data (e.g. input size against image size).
@@ -185,7 +188,9 @@ class ScenarioSpec:
     make_stream: Callable[[Mapping[str, Any], int, str | Path | None], Any]
     default_lr: Mapping[str, float] = field(default_factory=dict)
     ewc_lambda: float = 100.0
-    train_mb_size: Callable[[Mapping[str, Any]], int] = lambda source: 1
+    train_mb_size: Callable[[StreamConfig, Mapping[str, Any]], int] = lambda stream, source: 1
+    train_epochs: Callable[[StreamConfig], int] = lambda stream: 1
+    num_classes: Callable[[StreamConfig], int] | None = None
     eval_points: Callable[[StreamConfig], tuple[int, ...] | None] = lambda stream: stream.eval_points
     check_preset: Callable[[Preset], None] | None = None
     stream_options: tuple[str, ...] = ()

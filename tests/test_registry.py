@@ -51,7 +51,7 @@ def _short_sine_scenario() -> registry.ScenarioSpec:
         make_stream=make_stream,
         default_lr={"Naive": 0.02},
         ewc_lambda=1.0,
-        train_mb_size=lambda source: 4,
+        train_mb_size=lambda stream, source: 4,
         data_backed=False,
     )
 

@@ -10,6 +10,7 @@ MODULES = (
     # scenarios
     "sine",
     "omniglot",
+    "mnist_family",
     # learners and strategies
     "flp",
     "oml",

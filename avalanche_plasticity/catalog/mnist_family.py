@@ -1,0 +1,88 @@
+"""The standard continual-learning streams over MNIST and Fashion-MNIST: ``split_mnist`` (5 experiences of
+2 classes), ``permuted_mnist`` (10 pixel permutations) and ``split_fashion_mnist``, each class- or
+domain-incremental (``stream.setting``), online or with standard minibatches (``stream.regime``).
+
+The meta-continual protocol: the meta-learned learners are meta-trained on Omniglot *background*
+classes at 28x28 (the Omniglot presets: ``presets_from``) and deployed here with no meta-training on these
+streams; a learner whose input is not 1x28x28 is an error naming both shapes before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..configs import OverrideError
+from ..presets import Preset
+from ..registry import ScenarioSpec, register_scenario
+from . import omniglot
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def _stream_settings(stream: Any, learner_config: Any, source: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "setting": stream.setting,
+        "train_per_experience": stream.train_per_experience,
+        "image_size": omniglot.image_size_of(learner_config),
+    }
+
+
+def _check_preset(p: Preset) -> None:
+    size = omniglot.image_size_of(p.learner_config)
+    if (1, size, size) != IMAGE_SHAPE:
+        raise OverrideError(
+            f"{p.learner} reads images of shape (1, {size}, {size}) but this stream's are {IMAGE_SHAPE}; "
+            "use the cpu scale (28x28) or a learner meta-trained at 28x28"
+        )
+    omniglot.check_image_preset(p)
+
+
+def _register(name: str, dataset: str, kind: str, experiences: int, what: str) -> ScenarioSpec:
+    def make_stream(settings: Mapping[str, Any], seed: int, root: Any) -> Any:
+        from avalanche_plasticity.scenarios.mnist import mnist_family_benchmark
+
+        return mnist_family_benchmark(
+            dataset,
+            kind,
+            setting=settings["setting"],
+            n_experiences=experiences,
+            seed=seed,
+            root=root,
+            train_per_experience=settings["train_per_experience"],
+        )
+
+    def num_classes(stream: Any) -> int:
+        if kind == "split":
+            return 10 if stream.setting == "class" else 10 // experiences
+        return 10 * experiences if stream.setting == "class" else 10
+
+    return register_scenario(
+        ScenarioSpec(
+            name=name,
+            task="classification",
+            metric="accuracy",
+            metric_key="Top1_Acc_Stream",
+            title=f"Accuracy on all {what} seen",
+            unit="experiences",
+            lower_is_better=False,
+            scales=("cpu", "paper"),
+            default_scale="cpu",
+            meta_source=omniglot.SCENARIO.meta_source,
+            stream_settings=_stream_settings,
+            make_stream=make_stream,
+            default_lr=dict(omniglot.SCENARIO.default_lr),
+            ewc_lambda=omniglot.SCENARIO.ewc_lambda,
+            train_mb_size=lambda stream, source: 1 if stream.regime == "online" else stream.batch_size,
+            train_epochs=lambda stream: 1 if stream.regime == "online" else stream.epochs,
+            num_classes=num_classes,
+            check_preset=_check_preset,
+            stream_options=("setting", "regime", "batch_size", "epochs", "train_per_experience"),
+            stream_fix="the same image size for all",
+            presets_from=omniglot.NAME,
+        )
+    )
+
+
+SPLIT_MNIST = _register("split_mnist", "mnist", "split", 5, "digit pairs")
+PERMUTED_MNIST = _register("permuted_mnist", "mnist", "permuted", 10, "permutations")
+SPLIT_FASHION_MNIST = _register("split_fashion_mnist", "fashion_mnist", "split", 5, "class pairs")

@@ -1,0 +1,133 @@
+"""The MNIST-family scenarios of ``compare``: classes, sizes and label mappings read from the local files,
+every random choice from the seed, and the whole pipeline (registry, stream settings, strategies,
+Avalanche's EvaluationPlugin) on a short class-incremental stream."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from avalanche_plasticity import registry
+from avalanche_plasticity.cli import main
+from avalanche_plasticity.configs import StreamConfig, configure
+
+QUIET = ["--wandb-mode", "disabled", "--quiet", "--threads", "1"]
+
+
+def _labels(exp) -> list[int]:
+    return sorted({int(y) for y in exp.dataset.targets})
+
+
+def test_split_mnist_class_and_domain_settings(mnist_root):
+    from avalanche_plasticity.scenarios.mnist import mnist_family_benchmark
+
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    ci = mnist_family_benchmark("mnist", "split", setting="class", seed=3, root=mnist_root)
+    assert torch.equal(state, torch.get_rng_state())  # the global generator is left alone
+    di = mnist_family_benchmark("mnist", "split", setting="domain", seed=3, root=mnist_root)
+    assert len(ci.train_stream) == len(ci.test_stream) == 5
+    pairs = [_labels(e) for e in ci.train_stream]
+    assert sorted(c for p in pairs for c in p) == list(range(10)) and all(len(p) == 2 for p in pairs)
+    assert [_labels(e) for e in ci.test_stream] == pairs
+    assert sum(len(e.dataset) for e in ci.train_stream) == 60000
+    assert sum(len(e.dataset) for e in ci.test_stream) == 10000
+    assert all(_labels(e) == [0, 1] for e in di.train_stream)  # each pair relabelled 0/1 by rank
+    first = ci.train_stream[0].dataset
+    x0, y0 = first[0][0], int(first[0][1])
+    assert x0.shape == (1, 28, 28) and 0.0 <= float(x0.min()) and float(x0.max()) <= 1.0
+    assert y0 in pairs[0]
+    again = mnist_family_benchmark("mnist", "split", setting="class", seed=3, root=mnist_root)
+    assert [_labels(e) for e in again.train_stream] == pairs  # same seed, same class order
+    other = mnist_family_benchmark("mnist", "split", setting="class", seed=4, root=mnist_root)
+    assert [_labels(e) for e in other.train_stream] != pairs
+
+
+def test_permuted_mnist_labels_and_permutations(mnist_root):
+    from avalanche_plasticity.scenarios.mnist import mnist_family_benchmark
+
+    ci = mnist_family_benchmark(
+        "mnist",
+        "permuted",
+        setting="class",
+        n_experiences=3,
+        seed=0,
+        root=mnist_root,
+        train_per_experience=40,
+    )
+    di = mnist_family_benchmark(
+        "mnist",
+        "permuted",
+        setting="domain",
+        n_experiences=3,
+        seed=0,
+        root=mnist_root,
+        train_per_experience=40,
+    )
+    assert [len(e.dataset) for e in ci.train_stream] == [40, 40, 40]
+    assert [len(e.dataset) for e in ci.test_stream] == [10000] * 3
+    assert [_labels(e) for e in ci.test_stream] == [list(range(10 * p, 10 * p + 10)) for p in range(3)]
+    assert all(_labels(e) == list(range(10)) for e in di.test_stream)
+    a, b = ci.test_stream[0].dataset[0][0], ci.test_stream[1].dataset[0][0]
+    assert not torch.equal(a, b) and torch.equal(a.flatten().sort().values, b.flatten().sort().values)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(dataset="emnist"), "dataset must be one of ('mnist', 'fashion_mnist'), got 'emnist'"),
+        (dict(kind="rotated"), "kind must be one of ('split', 'permuted'), got 'rotated'"),
+        (dict(setting="task"), "setting must be one of ('class', 'domain')"),
+        (dict(n_experiences=3), "n_experiences must be 1, 2, 5 or 10 (it must divide the 10 classes), got 3"),
+        (dict(train_per_experience=0), "train_per_experience must be a positive int or None, got 0"),
+    ],
+)
+def test_bad_stream_arguments(kwargs, message):
+    from avalanche_plasticity.scenarios.mnist import mnist_family_benchmark
+
+    with pytest.raises(ValueError) as err:
+        mnist_family_benchmark(**kwargs)
+    assert message in str(err.value)
+
+
+def test_registered_scenarios_and_their_heads():
+    for name in ("split_mnist", "permuted_mnist", "split_fashion_mnist"):
+        spec = registry.scenario_spec(name)
+        assert spec.task == "classification" and spec.presets_from == "omniglot"
+    split, permuted = registry.scenario_spec("split_mnist"), registry.scenario_spec("permuted_mnist")
+    assert split.num_classes(StreamConfig()) == 10 and split.num_classes(StreamConfig(setting="domain")) == 2
+    assert (
+        permuted.num_classes(StreamConfig()) == 100
+        and permuted.num_classes(StreamConfig(setting="domain")) == 10
+    )
+    assert split.train_mb_size(StreamConfig(), {}) == 1  # online: the meta-continual setting
+    standard = StreamConfig(regime="standard", batch_size=16, epochs=3)
+    assert split.train_mb_size(standard, {}) == 16 and split.train_epochs(standard) == 3
+    with pytest.raises(ValueError, match="regime must be 'online' or 'standard', got 'batch'"):
+        StreamConfig(regime="batch")
+    # the learners are meta-trained on Omniglot's presets; an 84x84 learner does not fit 28x28 digits
+    presets, _ = configure("split_mnist", "cpu")
+    assert {"FLP", "OML"} <= set(presets)
+    with pytest.raises(
+        ValueError, match=r"reads images of shape \(1, 84, 84\) but this stream's are \(1, 28, 28\)"
+    ):
+        configure("split_mnist", "paper")
+
+
+def test_compare_runs_learners_and_baselines_on_split_mnist(mnist_root, tmp_path, capsys):
+    """Every learner through train/eval on a short class-incremental stream (accuracy, forgetting), the
+    baselines learning the first pair; the learners are meta-trained on Omniglot (two steps here)."""
+    pytest.importorskip("learn2learn")
+    out = tmp_path / "out"
+    argv = ["compare", "--scenario", "split_mnist", "--strategies", "FLP", "OML", "Naive", "Replay"]
+    argv += ["--meta-steps", "2", "--set", "stream.train_per_experience=300", "--data-root", str(mnist_root)]
+    assert main([*argv, "--checkpoint-dir", str(tmp_path), "--out", str(out), *QUIET]) == 0
+    assert "Accuracy on all digit pairs seen" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    for name in ("FLP", "OML", "Naive", "Replay"):
+        curve = results["results"][name]["curve"]
+        assert list(curve) == ["1", "2", "3", "4", "5"] and all(0.0 <= v <= 1.0 for v in curve.values())
+    assert results["results"]["Naive"]["curve"]["1"] > 0.9  # 300 images of one digit pair teach it
+    assert (tmp_path / "omniglot_FLP_cpu_steps2_seed0.pt").is_file()  # meta-trained on Omniglot
