@@ -1,11 +1,20 @@
 """Atomic checkpoints: write to a temporary file in the same folder, fsync, then rename over the target,
-so a crash never leaves a half-written checkpoint behind."""
+so a crash never leaves a half-written checkpoint behind.
+
+A process killed mid-write leaves its temporary file (``.<name>.<host>-<pid>.<random>.tmp``) behind; the next
+write or load of the same target removes it once its writer is gone (same host, no such process) or, for a
+temporary file whose writer cannot be checked, once it is older than this process and an hour old.
+"""
 
 from __future__ import annotations
 
+import glob
 import io
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,22 +23,102 @@ import torch
 
 FORMAT_VERSION = 1
 
+_STARTED = time.time()  # about when this process started: older orphans of unknown writers may go
+_UNKNOWN_WRITER_GRACE_S = 3600.0
+
 
 class CheckpointError(ValueError):
     """A checkpoint is unreadable, or belongs to a different learner/configuration."""
 
 
+def _host_tag() -> str:
+    """This machine's name as it appears in temporary file names (no dots or path separators)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:32] or "host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where ``/proc`` allows (``os.umask`` sets it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the orphaned temporary files of earlier atomic writes of ``path``.
+
+    A temporary file tagged with this host and a process id is removed when that process no longer
+    exists; one written elsewhere or in the old format (no writer tag) only when it predates this
+    process and is over an hour old. Temporary files of live writers are never touched.
+
+    :returns: the files removed.
+    """
+    path = Path(path)
+    removed: list[Path] = []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return removed
+    # mkstemp's random part is 8 characters of [a-z0-9_]; the writer tag is absent in the old format
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:([\w-]+)-(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+    host = _host_tag()
+    for tmp in candidates:
+        match = pattern.fullmatch(tmp.name)
+        if match is None:  # another target's temporary file (e.g. of "<name>.bak")
+            continue
+        if match[1] == host:
+            stale = not _process_alive(int(match[2]))
+        else:
+            try:
+                mtime = tmp.stat().st_mtime
+            except OSError:
+                continue
+            stale = mtime < _STARTED and time.time() - mtime > _UNKNOWN_WRITER_GRACE_S
+        if stale:
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:  # already gone, or not ours to remove (permissions): leave it
+                pass
+    return removed
+
+
 def write_bytes_atomic(data: bytes, path: str | os.PathLike[str]) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file with a unique name in the same folder,
     fsync, then ``os.replace``. Readers see the old file or the new one, never a partial one, and
-    processes writing the same path at once do not trip over each other's temporary files."""
+    processes writing the same path at once do not trip over each other's temporary files.
+
+    The file gets mode ``0o666 & ~umask`` (as ``open()`` would give it), not ``mkstemp``'s 0600, and the
+    orphaned temporary files of earlier writers of ``path`` that were killed are removed
+    (:func:`remove_stale_temporaries`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{_host_tag()}-{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~_current_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -52,6 +141,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None) ->
     :raises CheckpointError: corrupt file, unknown format, or a different learner kind.
     """
     path = Path(path)
+    remove_stale_temporaries(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
