@@ -346,7 +346,9 @@ class WandBLogger(BaseLogger):
             ``console="off"``, ``init_timeout=30``; offline/disabled also turn off system metrics and
             machine-info probes).
         :param offline_fallback: in online mode, if ``wandb.init`` fails (no network, bad key, timeout),
-            warn and start the run offline instead of raising. It can be synced later with ``wandb sync``.
+            warn and start the run offline instead of raising, under a new run id (:attr:`run_id`; the
+            failed attempt's id is kept in ``failed_online_run_id``). It can be synced later with
+            ``wandb sync``.
         :raises ValueError: invalid ``mode`` (or ``WANDB_MODE``).
         """
         super().__init__()
@@ -359,6 +361,8 @@ class WandBLogger(BaseLogger):
         self.dir: Path | None = Path(dir) if dir is not None else None
         self.tags: tuple[str, ...] = tuple(tags or ())
         self.job_type = job_type
+        self.failed_online_run_id: str | None = None
+        """The id of the online attempt that failed before the offline fallback; None otherwise."""
         self.run_dir: Path | None = None
         """The run's folder (``.../wandb/offline-run-<time>-<id>``); None in disabled mode."""
         self._user_settings: dict[str, Any] = dict(settings or {})
@@ -384,6 +388,10 @@ class WandBLogger(BaseLogger):
             )
             self.mode = "offline"
             _disable_wandb_telemetry()
+            # A fresh id: after an init timeout wandb's service still holds the online attempt under the
+            # first id, and an offline run with that id fails with "run ID ... is in use".
+            self.failed_online_run_id = self.run_id
+            self.run_id = generate_run_id()
             self._run = self._init_run("offline", self._settings("offline"))
         if self.mode != "disabled":
             self.run_dir = Path(self._run.settings.sync_dir)

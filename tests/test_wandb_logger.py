@@ -454,3 +454,54 @@ def test_many_values_one_name_same_x_plot_are_all_kept(tmp_path):
     rows = history(read_run_records(only_run_file(tmp_path)))
     assert [r["v"] for r in rows if "v" in r] == [0.0, 1.0, 2.0]
     assert [r["np"] for r in rows if "np" in r] == [0.5]
+
+
+UNREACHABLE_SERVER_RUN = """
+import json, sys, warnings
+from avalanche_plasticity.wandb_logger import WandBLogger, read_run_records, record_items
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    logger = WandBLogger(dir=sys.argv[1], settings={"init_timeout": 3})
+logger.log_metrics([])
+logger.log_single_metric("Top1_Acc", 0.5, 7)
+logger.log_summary({"final": 1.0})
+logger.finish()
+history = [record_items(r.history.item) for r in read_run_records(logger.run_file) if r.HasField("history")]
+print(json.dumps({
+    "mode": logger.mode, "run_id": logger.run_id, "failed": logger.failed_online_run_id,
+    "history": history, "warnings": [str(w.message) for w in caught],
+}))
+"""
+
+
+def test_api_key_without_network_falls_back_offline_under_a_new_run_id(tmp_path):
+    """A real online attempt against a closed local port (never the internet): after the init timeout the
+    fallback used to reuse the run id and crash with "run ID ... is in use"."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connections are refused
+    env = {k: v for k, v in os.environ.items() if k not in WANDB_ENV}
+    env.update(
+        WANDB_BASE_URL=f"http://127.0.0.1:{port}",
+        WANDB_API_KEY="local-" + "0" * 40,
+        NETRC=str(tmp_path / "no-netrc"),
+        WANDB_ERROR_REPORTING="false",
+        WANDB_CONFIG_DIR=str(tmp_path / "config"),
+        WANDB_CACHE_DIR=str(tmp_path / "cache"),
+        WANDB_DATA_DIR=str(tmp_path / "data"),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", UNREACHABLE_SERVER_RUN, str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["mode"] == "offline"
+    assert out["failed"] and out["run_id"] != out["failed"]
+    assert any("logging offline instead" in w for w in out["warnings"])
+    assert {"Top1_Acc": 0.5, "x_plot": 7} in [
+        {k: h[k] for k in ("Top1_Acc", "x_plot") if k in h} for h in out["history"]
+    ]
