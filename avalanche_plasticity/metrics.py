@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import torch
 from avalanche.evaluation import GenericPluginMetric, Metric
 
 
 class MeanSquaredError(Metric[float]):
-    """Running mean of squared errors over all elements seen since the last reset."""
+    """Running mean of squared errors over all elements seen since the last reset.
+
+    Over no element at all (an empty experience or stream) the mean is undefined: :meth:`result` is NaN,
+    with a ``RuntimeWarning``, never a perfect 0.0.
+    """
 
     def __init__(self) -> None:
         self._sum = 0.0
@@ -24,7 +31,14 @@ class MeanSquaredError(Metric[float]):
         self._count += target.numel()
 
     def result(self) -> float:
-        return self._sum / self._count if self._count else 0.0
+        if not self._count:
+            warnings.warn(
+                "MSE of no samples (an empty experience or stream) is undefined: reported as NaN",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return math.nan
+        return self._sum / self._count
 
     def reset(self) -> None:
         self._sum, self._count = 0.0, 0
