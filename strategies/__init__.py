@@ -25,3 +25,6 @@ __all__ = [
 from .anml import ANML, ANMLModel  # noqa: E402
 
 __all__ += ["ANML", "ANMLModel"]
+from .online import RunSeeding, SeedPlugin, avalanche_deprecations_silenced, seeded_dataloaders  # noqa: E402
+
+__all__ += ["RunSeeding", "SeedPlugin", "avalanche_deprecations_silenced", "seeded_dataloaders"]

@@ -7,6 +7,9 @@ own optimizer. ``alignment_metrics`` reports, per converted layer, how close the
 
 from __future__ import annotations
 
+import warnings
+
+import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
@@ -22,6 +25,7 @@ from avalanche_plasticity.alignment import (
     weight_angles,
 )
 from avalanche_plasticity.alignment.learning import add_update_noise
+from avalanche_plasticity.data.seeding import seeded_generator
 
 
 class AlignmentPlugin(SupervisedPlugin):
@@ -36,7 +40,12 @@ class AlignmentPlugin(SupervisedPlugin):
         (with the strategy optimizer's lr) and of the learned feedback weights (with ``feedback_lr``);
         0 disables it.
     :param output_dim: model output size for ``"dfa"`` (default: the last ``nn.Linear``'s ``out_features``).
-    :param seed: seed of the random feedback weights.
+    :param seed: seed of every random draw of the plugin: the random feedback weights (one stream per layer,
+        never the model's own initialisation, see :func:`~avalanche_plasticity.alignment.convert`), the
+        update noise and the noise inputs of the learned-feedback rules. Torch's global RNG is not used.
+
+    Training stops with ``FloatingPointError`` naming the layer when an input batch or a converted layer's
+    weight gradient holds NaN/inf, before any weight is updated with it.
     """
 
     def __init__(
@@ -51,12 +60,19 @@ class AlignmentPlugin(SupervisedPlugin):
         seed: int = 0,
     ):
         super().__init__()
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        if output_dim is not None and (
+            isinstance(output_dim, bool) or not isinstance(output_dim, int) or output_dim < 1
+        ):
+            raise ValueError(f"output_dim must be a positive int or None (automatic), got {output_dim!r}")
         self.rule = make_rule(rule, coefficients)
         self.feedback_optimizer = feedback_optimizer
         self.feedback_lr = feedback_lr
         self.update_noise = update_noise
         self.output_dim = output_dim
         self.seed = seed
+        self.generator = seeded_generator(seed, "alignment_noise")
         self.trainer: FeedbackTrainer | None = None
         self._model = None
         self._layers: list[int] = []
@@ -71,7 +87,11 @@ class AlignmentPlugin(SupervisedPlugin):
         layers = [id(m) for _, m in feedback_layers(model)]
         if self.trainer is None or model is not self._model or layers != self._layers:
             self.trainer = FeedbackTrainer(
-                model, optimizer=self.feedback_optimizer, lr=self.feedback_lr, update_noise=self.update_noise
+                model,
+                optimizer=self.feedback_optimizer,
+                lr=self.feedback_lr,
+                update_noise=self.update_noise,
+                generator=self.generator,
             )
             self._model, self._layers = model, layers
 
@@ -82,8 +102,36 @@ class AlignmentPlugin(SupervisedPlugin):
         # Strategies may replace the model (model adaptation); convert the new one.
         self._ensure_converted(strategy)
 
+    def before_forward(self, strategy, *args, **kwargs):
+        x = strategy.mb_x
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            first = next(iter(feedback_layers(strategy.model)), ("<model input>", None))[0]
+            exp = strategy.experience.current_experience
+            raise FloatingPointError(
+                f"AlignmentPlugin({self.rule.name!r}): the input batch of training iteration "
+                f"{strategy.clock.train_exp_iterations} (experience {exp}) holds NaN/inf values; the first "
+                f"converted layer {first!r} would turn the weights non-finite. Inputs must be finite."
+            )
+
     def after_backward(self, strategy, *args, **kwargs):
+        self._check_gradients(strategy)
         self.trainer.step()
+
+    def _check_gradients(self, strategy) -> None:
+        """Raise ``FloatingPointError`` naming the converted layers whose weight gradient is non-finite."""
+        layers = [(n, m) for n, m in feedback_layers(strategy.model) if m.weight.grad is not None]
+        if not layers:
+            return
+        finite = torch.stack([torch.isfinite(m.weight.grad).all() for _, m in layers])
+        if bool(finite.all()):
+            return
+        bad = [n or "<root>" for (n, _), ok in zip(layers, finite.tolist(), strict=True) if not ok]
+        raise FloatingPointError(
+            f"AlignmentPlugin({self.rule.name!r}): the weight gradient of layer(s) {bad} became non-finite "
+            f"(NaN/inf) at training iteration {strategy.clock.train_exp_iterations} (experience "
+            f"{strategy.experience.current_experience}); stopped before the update. Check the loss and "
+            "targets for NaN/inf, or lower the learning rate."
+        )
 
     def after_update(self, strategy, *args, **kwargs):
         self.trainer.mirror()
@@ -91,7 +139,7 @@ class AlignmentPlugin(SupervisedPlugin):
             for group in strategy.optimizer.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
-                        add_update_noise(p, group["lr"], self.update_noise)
+                        add_update_noise(p, group["lr"], self.update_noise, self.generator)
 
 
 class _LayerMetric(PluginMetric[dict]):
@@ -103,6 +151,7 @@ class _LayerMetric(PluginMetric[dict]):
     def __init__(self):
         super().__init__()
         self._values: dict[str, float] = {}
+        self._warned = False
 
     def reset(self) -> None:
         self._values = {}
@@ -114,6 +163,17 @@ class _LayerMetric(PluginMetric[dict]):
         raise NotImplementedError
 
     def after_training_epoch(self, strategy) -> list[MetricValue]:
+        if next(feedback_layers(strategy.model), None) is None:
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"{self.metric_name}: the model has no layer with feedback weights (no AlignmentPlugin "
+                    "among the strategy's plugins?): nothing to report",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self._values = {}
+            return []
         self._values = self.compute(strategy)
         step = strategy.clock.train_iterations
         return [
@@ -144,20 +204,33 @@ class NormRatio(_LayerMetric):
 
 
 class GradientAngle(_LayerMetric):
-    """Angle in degrees between the gradient each layer's input receives and the exact backprop gradient."""
+    """Angle in degrees between the gradient each layer's input receives and the exact backprop gradient.
+
+    :param seed: seeds the random state of its two measuring passes (dropout, brSF magnitudes) from a
+        generator of its own: measuring draws nothing from, and restores, the run's random state.
+    """
 
     metric_name = "GradientAngle"
+
+    def __init__(self, *, seed: int = 0):
+        super().__init__()
+        self.generator = seeded_generator(seed, "gradient_angle")
 
     def compute(self, strategy) -> dict[str, float]:
         if strategy.mb_x is None:
             return {}
-        return gradient_angles(strategy.model, strategy._criterion, strategy.mb_x, strategy.mb_y)
+        return gradient_angles(
+            strategy.model, strategy._criterion, strategy.mb_x, strategy.mb_y, generator=self.generator
+        )
 
 
 def alignment_metrics(
     *, weight_angle: bool = True, gradient_angle: bool = True, norm_ratio: bool = True
 ) -> list[PluginMetric]:
-    """Per-layer alignment metrics for an ``EvaluationPlugin``, as ``accuracy_metrics`` is for accuracy."""
+    """Per-layer alignment metrics for an ``EvaluationPlugin``, as ``accuracy_metrics`` is for accuracy.
+
+    In a strategy whose model has no feedback weights (no :class:`AlignmentPlugin`) they report nothing,
+    with one warning each."""
     metrics: list[PluginMetric] = []
     if weight_angle:
         metrics.append(WeightAngle())

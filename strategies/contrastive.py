@@ -23,7 +23,7 @@ from avalanche_plasticity.contrastive.learners import (
     load_bilevel_learner,
 )
 
-from .online import OnlineLearnerTemplate, check_inputs
+from .online import OnlineLearnerTemplate, check_inputs, check_number
 
 
 def _key(name: str) -> str:
@@ -90,16 +90,17 @@ class _BilevelOnlineStrategy(OnlineLearnerTemplate):
         evaluator=default_evaluator,
         eval_every: int = -1,
         reset_on_train: bool = False,
+        seed: int = 0,
         **base_kwargs,
     ) -> None:
+        if lr is not None:
+            check_number("lr", lr)
+        check_number("momentum", momentum, low_inclusive=True, high=1.0)
         learner = _resolve(learner, self.learner_class)
         model = FastWeightModel(learner)
         if optimizer is None:
             lr = learner.config.inner_lr if lr is None else lr
-            if not (isinstance(lr, (int, float)) and lr > 0):
-                raise ValueError(f"lr must be a number > 0, got {lr!r}")
-            if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
-                raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+            check_number("lr", lr)
             optimizer = torch.optim.SGD(model.fast.parameters(), lr=lr, momentum=momentum)
         elif not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
@@ -117,6 +118,7 @@ class _BilevelOnlineStrategy(OnlineLearnerTemplate):
             plugins=plugins,
             evaluator=evaluator,
             eval_every=eval_every,
+            seed=seed,
             **base_kwargs,
         )
         self.reset_on_train = reset_on_train
@@ -126,12 +128,6 @@ class _BilevelOnlineStrategy(OnlineLearnerTemplate):
             self.model.reset()
             self.optimizer.state.clear()
         return super().train(experiences, eval_streams, **kwargs)
-
-    def forward(self):
-        if self.is_training:
-            learner = self.model.learner
-            check_inputs(self.mb_x, learner.input_shape, self.mb_y, learner.num_outputs, learner.config.task)
-        return super().forward()
 
     def criterion(self):
         """Task loss; while training, plus the learner's regulariser (its inner loss L_in)."""
@@ -149,6 +145,10 @@ class ComplexSynapse(_BilevelOnlineStrategy):
     :param optimizer: optimizer over ``model.fast`` (default SGD at ``lr``, default the learner's
         ``inner_lr``, with ``momentum``).
     :param reset_on_train: restart from omega at each ``train()`` call (default False: keep learning).
+    :param lr: learning rate of the default optimizer (a finite number > 0).
+    :param momentum: its momentum, in [0, 1).
+    :param seed: seed of the strategy's random state (training data order and any other draw while it
+        trains or evaluates).
     """
 
     learner_class = ComplexSynapseLearner

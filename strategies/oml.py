@@ -10,7 +10,7 @@ from avalanche.training.plugins.evaluation import default_evaluator
 
 from avalanche_plasticity.oml import OMLLearner
 
-from .online import OnlineLearnerTemplate, check_inputs, resolve_learner
+from .online import OnlineLearnerTemplate, check_inputs, check_number, resolve_learner
 
 
 class OMLModel(nn.Module):
@@ -44,7 +44,10 @@ class OML(OnlineLearnerTemplate):
     :param learner: an :class:`~avalanche_plasticity.oml.OMLLearner` or the path of its checkpoint.
     :param optimizer: optimizer over ``model.pln`` parameters; default SGD at the learner's meta-trained
         inner learning rate (the rule it was meta-trained for).
-    :param lr: learning rate of the default optimizer (default: ``learner.config.inner_lr``).
+    :param lr: learning rate of the default optimizer (a finite number > 0; default:
+        ``learner.config.inner_lr``).
+    :param seed: seed of the strategy's random state (training data order and any other draw while it
+        trains or evaluates).
     """
 
     def __init__(
@@ -61,15 +64,21 @@ class OML(OnlineLearnerTemplate):
         plugins=None,
         evaluator=default_evaluator,
         eval_every: int = -1,
+        seed: int = 0,
         **base_kwargs,
     ) -> None:
+        if lr is not None:
+            check_number("lr", lr)
         learner = resolve_learner(learner, "OMLLearner")
         model = OMLModel(learner)
         if optimizer is None:
             lr = learner.config.inner_lr if lr is None else lr
-            if not lr > 0:
-                raise ValueError(f"lr must be > 0, got {lr}")
+            check_number("lr", lr)
             optimizer = torch.optim.SGD(model.pln.parameters(), lr=lr)
+        elif not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"
+            )
         super().__init__(
             model=model,
             optimizer=optimizer,
@@ -82,17 +91,14 @@ class OML(OnlineLearnerTemplate):
             plugins=plugins,
             evaluator=evaluator,
             eval_every=eval_every,
+            seed=seed,
             **base_kwargs,
         )
 
     def training_iteration_checks(self) -> None:
-        learner = self.model.learner
-        check_inputs(self.mb_x, learner.input_shape, self.mb_y, learner.num_outputs, learner.config.task)
-
-    def forward(self):
-        if self.is_training:  # labels are checked against the head only where they are learned
-            self.training_iteration_checks()
-        return super().forward()
+        """The minibatch checks (shape, finite values, labels within the head); the template runs them
+        before every forward pass, in training and in evaluation (:meth:`check_minibatch`)."""
+        self.check_minibatch()
 
 
 __all__ = ["OML", "OMLModel"]

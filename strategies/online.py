@@ -1,17 +1,26 @@
-"""Shared pieces of the online strategies: input validation and the plastic-model wrapper."""
+"""Shared pieces of the online strategies: input validation, the plastic-model wrapper, and the per-run
+random state (:class:`RunSeeding`, :class:`SeedPlugin`) that makes every run depend on its seed alone."""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import avalanche
 import torch
 import torch.nn as nn
+from avalanche.core import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
+from avalanche_plasticity.data.seeding import derive_seed, seeded_generator
 from avalanche_plasticity.meta_learning import load_learner
 
 Tensor = torch.Tensor
+_AVALANCHE_DIR = Path(avalanche.__file__).resolve().parent
 
 
 def resolve_learner(learner: Any, kind: str) -> Any:
@@ -25,6 +34,42 @@ def resolve_learner(learner: Any, kind: str) -> Any:
     return learner
 
 
+def check_seed(seed: Any) -> int:
+    """``seed`` if it is an int (not a bool); else ``ValueError`` naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    return seed
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float = 0.0,
+    low_inclusive: bool = False,
+    high: float = math.inf,
+    high_inclusive: bool = False,
+    integer: bool = False,
+) -> None:
+    """Raise ``ValueError`` naming ``name``, ``value`` and what is accepted unless ``value`` is a finite
+    real number (an int when ``integer``) in the given interval. Bools are refused."""
+    kind = "an int" if integer else "a finite number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok_type:
+        ok = False
+    else:
+        ok = math.isfinite(value)
+        ok = ok and (value >= low if low_inclusive else value > low)
+        ok = ok and (value <= high if high_inclusive else value < high)
+    if not ok:
+        bounds = []
+        if low != -math.inf:
+            bounds.append(f"{'>=' if low_inclusive else '>'} {low:g}")
+        if high != math.inf:
+            bounds.append(f"{'<=' if high_inclusive else '<'} {high:g}")
+        raise ValueError(f"{name} must be {kind} {' and '.join(bounds)}, got {value!r}".rstrip())
+
+
 def check_inputs(
     x: Tensor,
     input_shape: tuple[int, ...],
@@ -32,7 +77,8 @@ def check_inputs(
     num_outputs: int | None = None,
     task: str = "classification",
 ) -> None:
-    """Raise ``ValueError`` for a wrong input shape, non-finite values or labels beyond the head."""
+    """Raise ``ValueError`` for a wrong input shape, non-finite values or labels beyond the head (naming
+    the offending labels, the head size and the accepted range)."""
     if x.dim() != len(input_shape) + 1 or tuple(x.shape[1:]) != tuple(input_shape):
         raise ValueError(
             f"input batch must have shape (batch, {', '.join(map(str, input_shape))}), got {tuple(x.shape)}"
@@ -45,13 +91,165 @@ def check_inputs(
         if y.dtype.is_floating_point or y.dim() != 1:
             raise ValueError(f"labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}")
         if len(y) and (y.min() < 0 or y.max() >= num_outputs):
+            bad = sorted({int(v) for v in y[(y < 0) | (y >= num_outputs)].tolist()})
+            shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
             raise ValueError(
                 f"labels must be in [0, {num_outputs}) (the head has {num_outputs} units), "
-                f"got labels in [{int(y.min())}, {int(y.max())}]"
+                f"got label{'s' if len(bad) > 1 else ''} {shown} (labels in [{int(y.min())}, {int(y.max())}])"
             )
     else:
         if not torch.isfinite(y).all():
             raise ValueError("regression targets contain NaN or infinite values")
+
+
+class RunSeeding:
+    """The random state of one strategy, derived from its ``seed`` alone.
+
+    * :attr:`generator` (stream ``(seed, "data_order")``) shuffles the training data: it is handed to the
+      training ``DataLoader`` as its ``generator``.
+    * While the strategy trains or evaluates (:meth:`enter` / :meth:`exit`, nestable), torch's global RNG
+      holds the strategy's own state (stream ``(seed, "global")``, carried over from one call to the next)
+      and the caller's state is put back afterwards. Whatever a plugin or Avalanche draws from the global
+      RNG (the replay buffer's sampling, the replay loader's shuffling, dropout) thus depends on the seed
+      only: ``torch.manual_seed`` calls, other strategies and metrics outside the run change nothing, and
+      the run changes nothing outside it.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = check_seed(seed)
+        self.generator = seeded_generator(seed, "data_order")
+        self._own_state = seeded_generator(seed, "global").get_state()
+        self._own_cuda: list[Tensor] | None = None
+        self._saved: Tensor | None = None
+        self._saved_cuda: list[Tensor] | None = None
+        self._depth = 0
+
+    def enter(self) -> None:
+        """Swap the strategy's random state in (only the outermost of nested calls swaps)."""
+        self._depth += 1
+        if self._depth > 1:
+            return
+        self._saved = torch.get_rng_state()
+        torch.set_rng_state(self._own_state)
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            self._saved_cuda = torch.cuda.get_rng_state_all()
+            if self._own_cuda is None:
+                torch.cuda.manual_seed_all(derive_seed(self.seed, "cuda"))
+            else:
+                torch.cuda.set_rng_state_all(self._own_cuda)
+
+    def exit(self) -> None:
+        """Keep the strategy's random state for its next call and give the caller's back."""
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        self._own_state = torch.get_rng_state()
+        torch.set_rng_state(self._saved)
+        if self._saved_cuda is not None:
+            self._own_cuda = torch.cuda.get_rng_state_all()
+            torch.cuda.set_rng_state_all(self._saved_cuda)
+            self._saved_cuda = None
+        self._saved = None
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """``enter()`` ... ``exit()``, also when the body raises."""
+        self.enter()
+        try:
+            yield
+        finally:
+            self.exit()
+
+    def dataloader_args(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``args`` with the data-order generator added when the loader shuffles."""
+        if args.get("shuffle") and args.get("generator") is None:
+            args = {**args, "generator": self.generator}
+        return args
+
+
+class SeedPlugin(SupervisedPlugin):
+    """Seed any Avalanche strategy (Naive, EWC, Replay, ...) as this package's strategies seed themselves
+    (:class:`RunSeeding`): training data order, replay sampling and every other draw made while the
+    strategy trains or evaluates come from streams derived from ``seed``, never from torch's global RNG
+    state, so the same seed gives the same curves in every process whatever ran before.
+
+    Put it first in ``plugins`` (its ``before_training`` must run before any other plugin draws)::
+
+        Naive(model=model, optimizer=opt, plugins=[SeedPlugin(seed), ReplayPlugin(500)], ...)
+
+    The training DataLoader gets the data-order generator through the strategy's
+    ``_obtain_common_dataloader_parameters`` (patched on that strategy object at its first ``train``);
+    loaders built elsewhere (``ReplayPlugin``'s) shuffle from the swapped-in global state. If ``train``
+    raises, the caller's global RNG state is not restored.
+
+    :param seed: the run's seed (an int).
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.seeding = RunSeeding(seed)
+
+    @property
+    def seed(self) -> int:
+        return self.seeding.seed
+
+    def _attach(self, strategy: Any) -> None:
+        if getattr(strategy, "_seed_plugin_seeding", None) is self.seeding:
+            return
+        strategy._seed_plugin_seeding = self.seeding
+        make_args = strategy._obtain_common_dataloader_parameters
+        seeding = self.seeding
+
+        def with_generator(**kwargs: Any) -> dict[str, Any]:
+            return seeding.dataloader_args(make_args(**kwargs))
+
+        strategy._obtain_common_dataloader_parameters = with_generator
+
+    def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self._attach(strategy)
+        self.seeding.enter()
+
+    def after_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self.seeding.exit()
+
+    def before_eval(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self.seeding.enter()
+
+    def after_eval(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self.seeding.exit()
+
+
+def seeded_dataloaders(seed: int = 0) -> SeedPlugin:
+    """A :class:`SeedPlugin` for ``seed``: pass it first in any strategy's ``plugins``."""
+    return SeedPlugin(seed)
+
+
+@contextlib.contextmanager
+def avalanche_deprecations_silenced() -> Iterator[None]:
+    """Drop the ``DeprecationWarning`` s that Avalanche 0.6 raises from its own modules (``ReplayPlugin``
+    calls its storage policy's deprecated ``update`` after every experience); every other warning raised
+    inside is passed on unchanged.
+
+    Avalanche's ``@deprecated`` puts a ``"once"`` filter in front of every filter at each call, so a
+    filter cannot hide them: the warnings raised inside are recorded and re-issued, less those.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning) and _from_avalanche(w.filename):
+            continue
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _from_avalanche(filename: str) -> bool:
+    """Whether ``filename`` is a module of the installed ``avalanche`` package."""
+    try:
+        return Path(filename).resolve().is_relative_to(_AVALANCHE_DIR)
+    except (OSError, ValueError):
+        return False
 
 
 class PlasticModel(nn.Module):
@@ -106,8 +304,15 @@ def check_experience(strategy: Any) -> None:
 
 class OnlineLearnerTemplate(SupervisedTemplate):
     """Shared base of the strategies that deploy a meta-trained learner: the default criterion follows
-    the learner's task, ``eval_mb_size`` defaults to ``train_mb_size``, empty experiences are refused,
-    and the optimizer given at construction is kept as is."""
+    the learner's task, ``eval_mb_size`` defaults to ``train_mb_size``, empty training experiences are
+    refused (an empty test experience warns), and the optimizer given at construction is kept as is.
+
+    Every minibatch, in training and in evaluation, is checked against the learner before the loss is
+    computed (shape, finite values, labels within the head), so a bad label is the project's
+    ``ValueError`` and never torch's ``IndexError``. The run's random state is its own
+    (:class:`RunSeeding` from ``seed``): the same seed gives the same curves whatever torch's global RNG
+    holds. Avalanche's ``ReplayPlugin`` deprecation warnings are dropped.
+    """
 
     def __init__(
         self,
@@ -117,9 +322,19 @@ class OnlineLearnerTemplate(SupervisedTemplate):
         task: str,
         criterion: nn.Module | None = None,
         train_mb_size: int = 1,
+        train_epochs: int = 1,
         eval_mb_size: int | None = None,
+        eval_every: int = -1,
+        seed: int = 0,
         **base_kwargs,
     ) -> None:
+        check_number("train_mb_size", train_mb_size, low=1, low_inclusive=True, integer=True)
+        check_number("train_epochs", train_epochs, low=1, low_inclusive=True, integer=True)
+        if eval_mb_size is not None:
+            check_number("eval_mb_size", eval_mb_size, low=1, low_inclusive=True, integer=True)
+        check_number("eval_every", eval_every, low=-1, low_inclusive=True, integer=True)
+        self.seeding = RunSeeding(seed)
+        self.task = task
         if criterion is None:
             criterion = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss()
         super().__init__(
@@ -127,17 +342,64 @@ class OnlineLearnerTemplate(SupervisedTemplate):
             optimizer=optimizer,
             criterion=criterion,
             train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
             eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+            eval_every=eval_every,
             **base_kwargs,
         )
+
+    @property
+    def seed(self) -> int:
+        """The seed of this strategy's random state."""
+        return self.seeding.seed
+
+    def train(self, experiences, eval_streams=None, **kwargs):
+        with self.seeding.active():
+            return super().train(experiences, eval_streams, **kwargs)
+
+    def eval(self, exp_list, **kwargs):
+        with self.seeding.active():
+            return super().eval(exp_list, **kwargs)
+
+    def _obtain_common_dataloader_parameters(self, **kwargs):
+        return self.seeding.dataloader_args(super()._obtain_common_dataloader_parameters(**kwargs))
 
     def make_optimizer(self, **kwargs) -> None:
         """Keep the optimizer given at construction (Avalanche's default would reset it to all model
         parameters, frozen meta-parameters included)."""
 
+    def check_minibatch(self) -> None:
+        """Raise ``ValueError`` for a minibatch the learner cannot take (wrong shape, NaN/inf, labels
+        beyond the head), naming the phase and the experience."""
+        learner = self.model.learner
+        try:
+            check_inputs(self.mb_x, learner.input_shape, self.mb_y, learner.num_outputs, self.task)
+        except ValueError as e:
+            phase = "training" if self.is_training else "evaluation"
+            where = f"{type(self).__name__}, {phase} experience {self.experience.current_experience}"
+            raise ValueError(f"{e} ({where})") from None
+
+    def forward(self):
+        self.check_minibatch()
+        return super().forward()
+
     def _before_training_exp(self, **kwargs):
         check_experience(self)
         super()._before_training_exp(**kwargs)
+
+    def _after_training_exp(self, **kwargs):
+        with avalanche_deprecations_silenced():
+            super()._after_training_exp(**kwargs)
+
+    def _before_eval_exp(self, **kwargs):
+        if len(self.experience.dataset) == 0:
+            warnings.warn(
+                f"{type(self).__name__}: test experience {self.experience.current_experience} is empty: "
+                "its metrics are undefined (MSE is NaN; Avalanche reports loss and accuracy 0)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        super()._before_eval_exp(**kwargs)
 
 
 class LocalRuleTemplate(OnlineLearnerTemplate):

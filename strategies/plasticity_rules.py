@@ -18,7 +18,7 @@ from avalanche_plasticity.plasticity_rules.learner import (
 )
 from avalanche_plasticity.plasticity_rules.terms import PAPER_POOL
 
-from .online import LocalRuleTemplate, PlasticModel
+from .online import LocalRuleTemplate, PlasticModel, check_number, check_seed
 
 #: Hidden widths of the authors' network (784-170-130-100-70-47).
 PAPER_HIDDEN_SIZES: tuple[int, ...] = (170, 130, 100, 70)
@@ -41,6 +41,7 @@ def deploy_learner(
     :raises ValueError: unknown terms, sizes that are not positive ints, or an ``init_gain`` that is not a
         finite number > 0.
     """
+    check_seed(seed)
     if isinstance(learner, (str, Path)):
         learner = load_rule(learner)
     elif isinstance(learner, Mapping):
@@ -87,7 +88,8 @@ class MetaPlasticityRule(LocalRuleTemplate):
     :param num_classes: output units (default: the learner's).
     :param hidden_sizes: hidden widths (default: the learner's network).
     :param input_shape: shape of one input (default: the learner's, e.g. ``(1, 28, 28)``).
-    :param seed: draws the initial forward and the fixed feedback weights.
+    :param seed: draws the initial forward and the fixed feedback weights, and seeds the strategy's random
+        state (training data order, from a stream of its own).
     :param init_gain: gain on the forward weights' Xavier init (default: the learner's; 1 is the paper's,
         ``math.sqrt(2)`` keeps the input signal in deep nets). Deploy a rule with the gain it was
         meta-trained under.
@@ -136,6 +138,7 @@ class MetaPlasticityRule(LocalRuleTemplate):
             plugins=plugins,
             evaluator=evaluator,
             eval_every=eval_every,
+            seed=seed,
             **base_kwargs,
         )
         self.reset_on_train = reset_on_train
@@ -163,8 +166,9 @@ class FeedbackAlignment(MetaPlasticityRule):
         symmetric: bool = False,
         **kwargs,
     ) -> None:
-        if not isinstance(lr, (int, float)) or not lr > 0:
-            raise ValueError(f"lr must be a number > 0, got {lr!r}")
+        check_number("lr", lr)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
         shape = tuple(input_shape)
         learner = rule_learner(
             "pseudo_gradient",

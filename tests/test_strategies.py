@@ -124,3 +124,52 @@ def test_oml_composes_with_ewc():
         s.train(exp)
     assert ewc.saved_params  # importances computed over the PLN
     assert all(torch.equal(rln_before[k], v) for k, v in s.model.learner.state_dict().items())
+
+
+def test_an_empty_test_experience_is_nan_with_a_warning_never_a_perfect_score():
+    import math
+
+    from avalanche.benchmarks.scenarios import benchmark_from_datasets
+    from avalanche.benchmarks.utils import AvalancheDataset
+
+    def ds(n):
+        return AvalancheDataset([torch.utils.data.TensorDataset(torch.randn(n, 4), torch.randn(n, 1))])
+
+    bm = benchmark_from_datasets(train=[ds(8)], test=[ds(0)])
+    ev = EvaluationPlugin(*mse_metrics(experience=True, stream=True), loggers=[])
+    s = FLP(learner=sine_learners()["FLP"], train_mb_size=4, evaluator=ev)
+    s.train(bm.train_stream[0])
+    with pytest.warns(RuntimeWarning, match="empty") as record:
+        res = s.eval(bm.test_stream)
+    assert math.isnan(res["MSE_Exp/eval_phase/test_stream/Exp000"])
+    assert math.isnan(res["MSE_Stream/eval_phase/test_stream"])
+    assert any("MSE of no samples" in str(w.message) for w in record)
+    assert any("test experience 0 is empty" in str(w.message) for w in record)
+
+
+def test_flp_rate_scale_scales_a_copy_of_the_rates():
+    learner = sine_learners()["FLP"]
+    with torch.no_grad():
+        learner.plasticity_rates[0][0, 0] = -0.5
+    rates = [r.clone() for r in learner.plasticity_rates]
+    s = FLP(
+        learner=learner, rate_scale=0.1, clamp_negative_rates=True, evaluator=EvaluationPlugin(loggers=[])
+    )
+    deployed = s.model.learner.plasticity_rates
+    assert all(torch.equal(a, b) for a, b in zip(rates, learner.plasticity_rates, strict=True))  # untouched
+    assert torch.allclose(deployed[1], rates[1].clamp(min=0) * 0.1)
+    assert deployed[0][0, 0] == 0 and (deployed[0] >= 0).all()
+    assert FLP(learner=learner, evaluator=EvaluationPlugin(loggers=[])).model.learner is learner
+    # a diverging stream is tamed by a smaller scale
+    bm = IncrementalSine(num_functions=3, batches_per_function=5)
+    fast = FLPLearner(FLPConfig(layer_sizes=(4, 16, 1), init_plasticity=5e-2), seed=0)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        FLP(learner=fast, train_mb_size=8, evaluator=EvaluationPlugin(loggers=[])).train(bm.train_stream)
+    tamed = FLP(learner=fast, train_mb_size=8, rate_scale=1e-3, evaluator=EvaluationPlugin(loggers=[]))
+    tamed.train(bm.train_stream)
+    assert all(torch.isfinite(w).all() for w in tamed.model.fast_weights)
+    for bad in (0, -1.0, float("inf"), float("nan"), "2", True):
+        with pytest.raises(ValueError, match=rf"rate_scale must be a finite number > 0, got {bad!r}"):
+            FLP(learner=learner, rate_scale=bad)
+    with pytest.raises(ValueError, match="clamp_negative_rates must be True or False, got 1"):
+        FLP(learner=learner, clamp_negative_rates=1)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.seeding import seeded_generator
 from .functional import (
     CaptureError,
     Conv2dDirectFeedback,
@@ -39,11 +40,20 @@ class _FeedbackMixin:
     _keep_data: bool
     last_input: Tensor | None
     last_output: Tensor | None
+    layer_name: str
+    _sign_generator: torch.Generator
 
     def _setup_feedback(
-        self, rule: AlignmentRule, output_dim: int | None, slot: GlobalError | None, gen
+        self,
+        rule: AlignmentRule,
+        output_dim: int | None,
+        slot: GlobalError | None,
+        seed: int,
+        index: int,
+        name: str,
     ) -> None:
         weight = self.weight
+        self.layer_name = name or "<root>"
         self.alignment_rule = rule
         self._use_backprop = False
         self._slot = slot
@@ -60,10 +70,30 @@ class _FeedbackMixin:
                 shape = (output_dim, self.in_channels) + tuple(weight.shape[2:])
         else:
             shape = tuple(weight.shape)
-        init = (torch.rand(shape, generator=gen) * 2 - 1) * bound
+        # The feedback draws have a stream of their own per layer, derived from (seed, layer index): never
+        # the numbers torch.manual_seed(seed) gave the model's own initialisation.
+        init = (torch.rand(shape, generator=seeded_generator(seed, "feedback", index)) * 2 - 1) * bound
         self.feedback_weight = nn.Parameter(init.to(weight.device, weight.dtype), requires_grad=False)
-        # Fixed random magnitudes of frSF; brSF redraws them at every forward pass.
+        # Fixed random magnitudes of frSF; brSF redraws them at every forward pass, from its own stream.
         self.sign_scale = bound / math.sqrt(3.0)
+        self._sign_generator = seeded_generator(seed, "sign_magnitude", index)
+
+    def _check_input(self, x: Tensor) -> None:
+        """Raise ``ValueError`` naming the layer when ``x`` cannot be its input (before torch fails inside
+        the feedback function with a bare shape message)."""
+        if isinstance(self, nn.Conv2d):
+            ok = x.dim() in (3, 4) and x.shape[-3] == self.in_channels
+            wanted = f"(batch, {self.in_channels}, H, W)"
+            kind = f"Conv2d({self.in_channels}, {self.out_channels})"
+        else:
+            ok = x.dim() >= 1 and x.shape[-1] == self.in_features
+            wanted = f"(..., {self.in_features})"
+            kind = f"Linear({self.in_features}, {self.out_features})"
+        if not ok:
+            raise ValueError(
+                f"layer {self.layer_name!r} ({kind}, rule {self.alignment_rule.name!r}) takes inputs of "
+                f"shape {wanted}, got {tuple(x.shape)}"
+            )
 
     def current_feedback(self) -> Tensor:
         """F as the backward pass will use it now (W for backprop, sign(W)·magnitude for sign symmetry)."""
@@ -76,7 +106,8 @@ class _FeedbackMixin:
                 return sign * self.sign_scale
             if rule.sign_magnitude == "fixed_random":
                 return sign * self.feedback_weight.abs()
-            magnitude = torch.empty_like(self.weight).uniform_(-1, 1) * math.sqrt(3.0) * self.sign_scale
+            draw = torch.rand(self.weight.shape, generator=self._sign_generator, dtype=self.weight.dtype)
+            magnitude = (draw.to(self.weight.device) * 2 - 1) * math.sqrt(3.0) * self.sign_scale
             return sign * magnitude.abs()
         return self.feedback_weight
 
@@ -97,6 +128,7 @@ class FeedbackLinear(_FeedbackMixin, nn.Linear):
         return LayerGeometry("linear")
 
     def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
         rule = self.alignment_rule
         if self._use_backprop or rule.feedback == "backprop" or not torch.is_grad_enabled():
             out = F.linear(x, self.weight, self.bias)
@@ -115,6 +147,7 @@ class FeedbackConv2d(_FeedbackMixin, nn.Conv2d):
         return LayerGeometry("conv2d", self.stride, self.padding, self.dilation, self.groups)
 
     def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
         rule = self.alignment_rule
         if self._use_backprop or rule.feedback == "backprop" or not torch.is_grad_enabled():
             out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -163,7 +196,9 @@ def convert(
     :param coefficients: override primitive coefficients of a learned-feedback rule.
     :param output_dim: size of the model's output, for ``"dfa"`` (default: ``out_features`` of the last
         ``nn.Linear``).
-    :param seed: seed of the random feedback weights.
+    :param seed: seed of the random feedback weights: layer ``i`` (in module order) draws them from its
+        own stream, derived from ``(seed, "feedback", i)``, so they never replay the model's initialisation
+        even when the model was built right after ``torch.manual_seed(seed)``.
     :returns: the same model object (converted layers keep their weight and bias parameters). Converting
         again with the same rule is a no-op for layers already converted (their feedback weights are kept)
         and converts only layers added since, e.g. a grown classifier head.
@@ -185,8 +220,9 @@ def convert(
                 raise ValueError("convert: rule 'dfa' needs output_dim when the model has no nn.Linear")
             output_dim = linears[-1].out_features
         slot = _install_error_capture(model)
-    gen = torch.Generator().manual_seed(seed)
-    for name, module in targets:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"convert: seed must be an int, got {type(seed).__name__} {seed!r}")
+    for index, (name, module) in enumerate(targets):
         if isinstance(module, FeedbackLinear | FeedbackConv2d) and module.alignment_rule == rule:
             continue  # already converted for this rule: keep its (possibly learned) feedback weights
         if isinstance(module, nn.Conv2d):
@@ -196,7 +232,7 @@ def convert(
             module.__class__ = FeedbackLinear
         if "feedback_weight" in module._parameters:
             del module._parameters["feedback_weight"]
-        module._setup_feedback(rule, output_dim, slot, gen)
+        module._setup_feedback(rule, output_dim, slot, seed, index, name)
     return model
 
 

@@ -11,8 +11,21 @@ from .primitives import regularizer_gradient
 FEEDBACK_OPTIMIZERS = ("adam", "sgd")
 
 
-def feedback_gradients(model: nn.Module) -> list[tuple[FeedbackLayer, Tensor]]:
-    """Closed-form ∂R/∂F for every learned-feedback layer, from its last training input (W constant)."""
+def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise shaped like ``like``; from ``generator`` (a CPU generator) when given."""
+    if generator is None:
+        return torch.randn_like(like)
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
+
+
+def feedback_gradients(
+    model: nn.Module, generator: torch.Generator | None = None
+) -> list[tuple[FeedbackLayer, Tensor]]:
+    """Closed-form ∂R/∂F for every learned-feedback layer, from its last training input (W constant).
+
+    :param generator: draws the white-noise inputs of rules with ``inputs="noise"`` (default: torch's
+        global RNG).
+    """
     grads = []
     for _, layer in feedback_layers(model):
         rule = layer.alignment_rule
@@ -22,7 +35,7 @@ def feedback_gradients(model: nn.Module) -> list[tuple[FeedbackLayer, Tensor]]:
         if layer._keep_data and x is None:
             continue  # no training forward yet
         if rule.inputs == "noise" and x is not None:
-            x = torch.randn_like(x) * rule.input_std
+            x = _randn(x, generator) * rule.input_std
             y = layer.geometry().project(x, layer.weight.detach())
         grad = regularizer_gradient(
             dict(rule.primitives),
@@ -44,13 +57,21 @@ class FeedbackTrainer:
     :param lr: learning rate of that optimizer.
     :param update_noise: variance σ² of the noise added after every update, ``lr · ξ`` with ξ ~ N(0, σ²)
         (the authors' noisy optimizer), to the feedback weights here and to the forward weights by the caller.
+    :param generator: draws that noise and the noise inputs (default: torch's global RNG).
     """
 
     def __init__(
-        self, model: nn.Module, *, optimizer: str = "adam", lr: float = 1e-2, update_noise: float = 0.0
+        self,
+        model: nn.Module,
+        *,
+        optimizer: str = "adam",
+        lr: float = 1e-2,
+        update_noise: float = 0.0,
+        generator: torch.Generator | None = None,
     ):
         self.validate(optimizer, lr, update_noise)
         self.model = model
+        self.generator = generator
         self.lr = lr
         self.update_noise = update_noise
         layers = [m for _, m in feedback_layers(model)]
@@ -70,14 +91,22 @@ class FeedbackTrainer:
         """Raise ``ValueError`` naming the argument for a bad optimizer name, learning rate or noise."""
         if optimizer not in FEEDBACK_OPTIMIZERS:
             raise ValueError(f"feedback_optimizer must be one of {FEEDBACK_OPTIMIZERS}, got {optimizer!r}")
-        if not isinstance(lr, int | float) or not lr > 0 or lr != lr or lr == float("inf"):
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
             raise ValueError(f"feedback_lr must be a finite number > 0, got {lr!r}")
-        if not isinstance(update_noise, int | float) or not 0 <= update_noise < float("inf"):
+        if (
+            isinstance(update_noise, bool)
+            or not isinstance(update_noise, int | float)
+            or not 0 <= update_noise < float("inf")
+        ):
             raise ValueError(f"update_noise must be a finite number >= 0, got {update_noise!r}")
 
     def step(self) -> None:
         """Descend each layer's regularizer once (call after the task backward pass, before W's update)."""
-        grads = [(m, g) for m, g in feedback_gradients(self.model) if not m.alignment_rule.tie_gradient]
+        grads = [
+            (m, g)
+            for m, g in feedback_gradients(self.model, self.generator)
+            if not m.alignment_rule.tie_gradient
+        ]
         if self.optimizer is not None and grads:
             for layer, g in grads:
                 layer.feedback_weight.grad = g
@@ -85,7 +114,7 @@ class FeedbackTrainer:
             for layer, _ in grads:
                 layer.feedback_weight.grad = None
                 if self.update_noise:
-                    add_update_noise(layer.feedback_weight, self.lr, self.update_noise)
+                    add_update_noise(layer.feedback_weight, self.lr, self.update_noise, self.generator)
         self._weights_before = [m.weight.detach().clone() for m in self.tied]
 
     @torch.no_grad()
@@ -98,11 +127,16 @@ class FeedbackTrainer:
                 layer.feedback_weight.mul_(1 - decay)
                 layer.weight.mul_(1 - decay)
             if self.update_noise:
-                add_update_noise(layer.feedback_weight, self.lr, self.update_noise)
+                add_update_noise(layer.feedback_weight, self.lr, self.update_noise, self.generator)
         self._weights_before = []
 
 
 @torch.no_grad()
-def add_update_noise(param: Tensor, lr: float, variance: float) -> None:
-    """``p ← p + lr · ξ``, ξ ~ N(0, variance): the noisy-update perturbation of Kunin et al."""
-    param.add_(torch.randn_like(param), alpha=lr * variance**0.5)
+def add_update_noise(
+    param: Tensor, lr: float, variance: float, generator: torch.Generator | None = None
+) -> None:
+    """``p ← p + lr · ξ``, ξ ~ N(0, variance): the noisy-update perturbation of Kunin et al.
+
+    :param generator: draws ξ (a CPU generator; default: torch's global RNG).
+    """
+    param.add_(_randn(param, generator), alpha=lr * variance**0.5)

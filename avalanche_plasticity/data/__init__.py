@@ -3,6 +3,7 @@
 from .mnist import EMNIST_CLASSES, load_emnist, load_fashion_mnist, load_mnist
 from .omniglot import OmniglotSplit, download_omniglot, load_omniglot
 from .root import ENV_VAR, DataNotFoundError, default_data_root, resolve_data_root
+from .seeding import derive_seed, seeded_generator
 
 __all__ = [
     "ENV_VAR",
@@ -16,4 +17,6 @@ __all__ = [
     "load_mnist",
     "load_omniglot",
     "resolve_data_root",
+    "derive_seed",
+    "seeded_generator",
 ]
