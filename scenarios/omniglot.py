@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from avalanche.benchmarks.scenarios import benchmark_from_datasets
 
-from avalanche_plasticity.data import load_omniglot
+from avalanche_plasticity.data import import_learn2learn, load_omniglot
 from avalanche_plasticity.tasks import OmniglotTaskSource
 
 from .datasets import tensor_dataset
@@ -82,6 +82,7 @@ def omniglot_meta_train_source(
 ) -> OmniglotTaskSource:
     """Meta-training episodes on the 964 *background* classes (disjoint from :func:`ContinualOmniglot`)."""
     data = load_omniglot("background", root=root, image_size=image_size)
+    import_learn2learn()  # the source imports learn2learn: without Gym's "unmaintained" notice on stderr
     return OmniglotTaskSource(
         data.images, ways=ways, shots=shots, query_shots=query_shots, num_units=num_units, order=order
     )

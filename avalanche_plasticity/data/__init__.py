@@ -2,6 +2,7 @@
 
 from .mnist import EMNIST_CLASSES, load_emnist, load_fashion_mnist, load_mnist
 from .omniglot import OmniglotSplit, download_omniglot, load_omniglot
+from .quiet_imports import import_learn2learn
 from .root import ENV_VAR, DataNotFoundError, default_data_root, resolve_data_root
 from .seeding import derive_seed, seeded_generator
 
@@ -18,5 +19,6 @@ __all__ = [
     "load_omniglot",
     "resolve_data_root",
     "derive_seed",
+    "import_learn2learn",
     "seeded_generator",
 ]
