@@ -60,7 +60,7 @@ Tensor = torch.Tensor
 
 TRUNK_KEYS = {"channels", "layers", "image_size", "in_channels", "pool_last"}
 PLASTIC = ("pn", "head")
-HEAD_INIT = ("meta", "zero")
+HEAD_INIT = ("zero", "meta")
 
 
 def is_number(value: object, types: type | tuple[type, ...]) -> bool:
@@ -113,11 +113,13 @@ class ANMLConfig:
     :param inner_lr: SGD learning rate of the inner loop (ANML's ``--update_lr 0.1``).
     :param plastic: what the inner loop updates: ``"pn"`` the whole prediction network (convs, norms and
         head; ANML's code) or ``"head"`` its linear head only. The NM is never plastic.
-    :param head_init: where the head starts each episode (and at deployment): ``"meta"`` from
-        meta-learned initial weights (as OML's PLN and ANML's ``fc``), or ``"zero"`` from zeros, not
-        meta-learned. ANML re-initialises the trained class's head row before every inner loop ("so that
-        the learner cannot memorise"); with ``"meta"`` some units can be meta-learned into units that
-        answer for every image, which a short stream at a small rate never overrides.
+    :param head_init: where the head starts each episode (and at deployment): ``"zero"`` from zeros, not
+        meta-learned, or ``"meta"`` from meta-learned initial weights (as OML's PLN and ANML's ``fc``).
+        ANML re-initialises the trained class's head row before every inner loop (so that the learner
+        cannot memorise classes) and the whole head before meta-test; a zero head is the closest fit to
+        our episodes. With ``"meta"`` a few units were meta-learned into units that win for every image
+        (cpu size, 600 meta-updates: 0 % at 10 classes, 57 % at 50, at the rate picked at 50; zero head:
+        89 % and 76 %).
     :param first_order: drop the second-order terms of the meta-gradient (for ablations only).
     """
 
@@ -127,7 +129,7 @@ class ANMLConfig:
     task: Literal["classification"] = "classification"
     inner_lr: float = 0.1
     plastic: Literal["pn", "head"] = "pn"
-    head_init: Literal["meta", "zero"] = "meta"
+    head_init: Literal["zero", "meta"] = "zero"
     first_order: bool = False
 
     def __post_init__(self) -> None:
