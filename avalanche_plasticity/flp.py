@@ -71,6 +71,17 @@ class FLPConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        for name, value, low in (
+            ("init_plasticity", self.init_plasticity, None),
+            ("init_feedback_strength", self.init_feedback_strength, None),
+            ("hidden_plasticity_multiplier", self.hidden_plasticity_multiplier, 0.0),
+        ):
+            finite = (
+                not isinstance(value, bool) and isinstance(value, int | float) and abs(value) < float("inf")
+            )
+            if not finite or (low is not None and value < low):
+                accepted = "a finite number" + (f" >= {low:g}" if low is not None else "")
+                raise ValueError(f"{name} must be {accepted}, got {value!r}")
 
 
 @dataclass

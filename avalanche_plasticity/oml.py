@@ -56,8 +56,13 @@ class OMLConfig:
             )
         if self.task not in ("regression", "classification"):
             raise ValueError(f"task must be 'regression' or 'classification', got {self.task!r}")
-        if not self.inner_lr > 0:
-            raise ValueError(f"inner_lr must be > 0, got {self.inner_lr}")
+        if min(self.rln_sizes + self.pln_sizes) < 1:
+            raise ValueError(
+                f"rln_sizes and pln_sizes must be positive, got {self.rln_sizes}, {self.pln_sizes}"
+            )
+        lr = self.inner_lr
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
+            raise ValueError(f"inner_lr must be a finite number > 0, got {lr!r}")
 
 
 def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:

@@ -139,8 +139,8 @@ def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:
 def _check_common(task: str, inner_lr: float) -> None:
     if task not in ("regression", "classification"):
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
-    if not (isinstance(inner_lr, (int, float)) and inner_lr > 0):
-        raise ValueError(f"inner_lr must be > 0, got {inner_lr!r}")
+    if isinstance(inner_lr, bool) or not (isinstance(inner_lr, (int, float)) and 0 < inner_lr < math.inf):
+        raise ValueError(f"inner_lr must be a finite number > 0, got {inner_lr!r}")
 
 
 class _BilevelModule(nn.Module):
@@ -289,8 +289,8 @@ class GainModulationConfig:
     def __post_init__(self) -> None:
         self.network = check_network_spec(self.network)
         _check_common(self.task, self.inner_lr)
-        if not (isinstance(self.reg_strength, (int, float)) and self.reg_strength >= 0):
-            raise ValueError(f"reg_strength must be a number >= 0, got {self.reg_strength!r}")
+        if not (isinstance(self.reg_strength, (int, float)) and 0 <= self.reg_strength < math.inf):
+            raise ValueError(f"reg_strength must be a finite number >= 0, got {self.reg_strength!r}")
 
 
 class GainModulationLearner(_BilevelModule):

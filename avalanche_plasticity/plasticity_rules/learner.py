@@ -111,12 +111,15 @@ class PlasticityRuleConfig:
                 f"init_coefficients names terms the rule does not use: {sorted(unknown)}; terms: {self.terms}"
             )
         self.init_coefficients = {k: float(v) for k, v in self.init_coefficients.items()}
+        bad = {k: v for k, v in self.init_coefficients.items() if not math.isfinite(v)}
+        if bad:
+            raise ValueError(f"init_coefficients must be finite numbers, got {bad}")
         if self.feedback not in ("fixed", "symmetric"):
             raise ValueError(f"feedback must be 'fixed' or 'symmetric', got {self.feedback!r}")
-        if not self.l1 >= 0:
-            raise ValueError(f"l1 must be >= 0, got {self.l1}")
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
+        if not 0 <= self.l1 < math.inf:
+            raise ValueError(f"l1 must be a finite number >= 0, got {self.l1}")
+        if not 0 < self.beta < math.inf:
+            raise ValueError(f"beta must be a finite number > 0, got {self.beta}")
         if self.input_shape is None:
             self.input_shape = (self.layer_sizes[0],)
         self.input_shape = tuple(int(n) for n in self.input_shape)
@@ -127,9 +130,11 @@ class PlasticityRuleConfig:
             )
         if self.term_lr_scale is None:
             self.term_lr_scale = {t: v for t, v in DEFAULT_TERM_LR_SCALE.items() if t in self.terms}
-        bad = {k: v for k, v in self.term_lr_scale.items() if k not in self.terms or not float(v) > 0}
+        bad = {
+            k: v for k, v in self.term_lr_scale.items() if k not in self.terms or not 0 < float(v) < math.inf
+        }
         if bad:
-            raise ValueError(f"term_lr_scale needs terms of the rule with scales > 0, got {bad}")
+            raise ValueError(f"term_lr_scale needs terms of the rule with finite scales > 0, got {bad}")
         self.term_lr_scale = {k: float(v) for k, v in self.term_lr_scale.items()}
         gain = self.init_gain
         if (
