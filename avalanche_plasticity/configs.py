@@ -115,6 +115,8 @@ class StreamConfig:
         strategy its base's, the others 0.01.
     :param ewc_lambda: EWC's penalty (None: the scenario's; 1 on sine, 100 on Omniglot).
     :param mem_size: Replay's buffer size.
+    :param si_lambda: SI's penalty (Zenke et al.'s c).
+    :param lwf_alpha: LwF's distillation weight; ``lwf_temperature`` its softmax temperature.
     :param setting: MNIST-family streams: ``"class"``-incremental (one head over every class seen) or
         ``"domain"``-incremental (each experience's classes relabelled 0, 1, ...).
     :param regime: MNIST-family streams: ``"online"`` (one pass, minibatches of 1: the meta-continual
@@ -131,6 +133,9 @@ class StreamConfig:
     lr: dict[str, float] = field(default_factory=dict)
     ewc_lambda: float | None = None
     mem_size: int = 200
+    si_lambda: float = 1.0
+    lwf_alpha: float = 1.0
+    lwf_temperature: float = 2.0
     setting: Literal["class", "domain"] = "class"
     regime: Literal["online", "standard"] = "online"
     batch_size: int = 32
@@ -161,8 +166,14 @@ class StreamConfig:
         for k, v in self.lr.items():
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"lr[{k!r}] must be a finite number > 0, got {v!r}")
-        if self.ewc_lambda is not None and not self.ewc_lambda >= 0:
-            raise ValueError(f"ewc_lambda must be None or >= 0, got {self.ewc_lambda}")
+        if self.ewc_lambda is not None and not (self.ewc_lambda >= 0 and math.isfinite(self.ewc_lambda)):
+            raise ValueError(f"ewc_lambda must be None or a finite number >= 0, got {self.ewc_lambda}")
+        for name in ("si_lambda", "lwf_alpha", "lwf_temperature"):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            if not ok or (name == "lwf_temperature" and v == 0):
+                low = "> 0" if name == "lwf_temperature" else ">= 0"
+                raise ValueError(f"{name} must be a finite number {low}, got {v!r}")
         if not isinstance(self.mem_size, int) or self.mem_size < 1:
             raise ValueError(f"mem_size must be a positive int, got {self.mem_size!r}")
         if self.setting not in ("class", "domain"):

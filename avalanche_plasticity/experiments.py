@@ -229,6 +229,7 @@ def make_strategy(
     seed: int = 0,
     num_classes: int | None = None,
     architecture: Any = None,
+    settings: Mapping[str, Any] | None = None,
 ):
     """Build a registered strategy (:func:`.registry.strategies`), or ``"<base>+<rule>"`` (e.g.
     ``"Naive+sa"``: the SGD strategy ``base`` trained with ``AlignmentPlugin(rule)``; see
@@ -240,6 +241,8 @@ def make_strategy(
     :param num_classes: the stream's classes (strategies that size their head: the plasticity rules).
     :param architecture: the learner config of the preset a strategy's ``architecture_from`` names
         (FeedbackAlignment: the plasticity rule's network; default: the paper's on 28x28 images).
+    :param settings: further strategy settings (``si_lambda``, ``lwf_alpha``, ``lwf_temperature``; see
+        :class:`.configs.StreamConfig`); ``ewc_lambda`` and ``mem_size`` join them.
     :raises ValueError: an unknown strategy, or one that does not run on ``task``.
     """
     from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
@@ -282,6 +285,7 @@ def make_strategy(
         mem_size=mem_size,
         num_classes=num_classes,
         architecture=architecture,
+        settings={**(settings or {}), "ewc_lambda": ewc_lambda, "mem_size": mem_size},
     )
     return spec.make(ctx)
 
@@ -496,6 +500,7 @@ def run_comparison(
             "lr": lr.get(name, lr.get(base)) if entries[name].has_lr else None,
             "ewc_lambda": ewc_lambda if "ewc_lambda" in entries[name].settings else None,
             "mem_size": stream.mem_size if "mem_size" in entries[name].settings else None,
+            **{k: getattr(stream, k) for k in entries[name].settings if k not in ("ewc_lambda", "mem_size")},
             "train_mb_size": mb,
             "train_epochs": epochs,
             "eval_points": list(marks) if marks else None,
@@ -532,6 +537,7 @@ def run_comparison(
             lr=lr.get(name, lr.get(base)),
             ewc_lambda=ewc_lambda,
             mem_size=stream.mem_size,
+            settings={k: getattr(stream, k) for k in ("si_lambda", "lwf_alpha", "lwf_temperature")},
             train_mb_size=mb,
             seed=seed,
             loggers=loggers,

@@ -46,6 +46,8 @@ class StrategyContext:
         ``device``, ``evaluator``, ``plugins``).
     :param num_classes: the stream's classes (classification), for strategies that size a head.
     :param architecture: :attr:`StrategySpec.architecture_from`'s learner config, when named.
+    :param settings: the stream's strategy settings (``ewc_lambda``, ``mem_size``, ``si_lambda``,
+        ``lwf_alpha``, ``lwf_temperature``).
     """
 
     learner: Any
@@ -58,6 +60,7 @@ class StrategyContext:
     mem_size: int = 200
     num_classes: int | None = None
     architecture: Any = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,8 @@ class StrategySpec:
     :param alignment_base: whether ``"<name>+<rule>"`` runs it with a credit-assignment rule.
     :param architecture_from: a learner whose preset network it runs on (default: the reference learner).
     :param opt_in: run only when named (not in the default strategies).
-    :param settings: the :class:`StrategyContext` settings it reads beyond the lr (``ewc_lambda``,
-        ``mem_size``), recorded in each run's config.
+    :param settings: the :attr:`StrategyContext.settings` it reads beyond the lr (``ewc_lambda``,
+        ``mem_size``, ...), recorded in each run's config.
     """
 
     name: str

@@ -131,3 +131,24 @@ def test_compare_runs_learners_and_baselines_on_split_mnist(mnist_root, tmp_path
         assert list(curve) == ["1", "2", "3", "4", "5"] and all(0.0 <= v <= 1.0 for v in curve.values())
     assert results["results"]["Naive"]["curve"]["1"] > 0.9  # 300 images of one digit pair teach it
     assert (tmp_path / "omniglot_FLP_cpu_steps2_seed0.pt").is_file()  # meta-trained on Omniglot
+
+
+def test_si_lwf_and_joint_baselines(mnist_root):
+    """The opt-in baselines run through Avalanche on the MNIST streams (LwF reads the task labels) and the
+    joint upper bound keeps the first pair that Naive forgets."""
+    from avalanche_plasticity.configs import presets
+    from avalanche_plasticity.experiments import make_strategy, run_stream
+    from avalanche_plasticity.scenarios.mnist import mnist_family_benchmark
+
+    bm = mnist_family_benchmark(
+        "mnist", "split", n_experiences=5, seed=0, root=mnist_root, train_per_experience=200
+    )
+    bm.train_stream, bm.test_stream = bm.train_stream[:2], bm.test_stream[:2]
+    arch = presets("split_mnist", "cpu")["FLP"].learner_config
+    settings = dict(si_lambda=1.0, lwf_alpha=1.0, lwf_temperature=2.0)
+    finals = {}
+    for name in ("Naive", "SI", "LwF", "Joint"):
+        strategy = make_strategy(name, learner_config=arch, task="classification", seed=0, settings=settings)
+        finals[name] = run_stream(strategy, bm)[2]
+    assert finals["Joint"] > finals["Naive"] + 0.2, finals
+    assert all(0.0 <= v <= 1.0 for v in finals.values())

@@ -1,6 +1,8 @@
-"""Avalanche's SGD baselines, Naive, EWC and Replay, on the architecture of the scenario's reference
-learner (randomly initialised from the run's seed). Each also runs with a credit-assignment rule as
-``"<name>+<rule>"``."""
+"""Avalanche's SGD baselines on the architecture of the scenario's reference learner (randomly initialised
+from the run's seed): Naive, EWC and Replay (in the default comparison; each also runs with a
+credit-assignment rule as ``"<name>+<rule>"``), and, when named, SI, LwF and ``Joint``, the upper bound
+that trains on everything seen so far (Avalanche's ``Cumulative``: at the last experience, joint training
+on the whole stream)."""
 
 from __future__ import annotations
 
@@ -42,6 +44,31 @@ def _replay(ctx: StrategyContext) -> Any:
     return Replay(**sgd_parts(ctx), mem_size=ctx.mem_size)
 
 
+def _si(ctx: StrategyContext) -> Any:
+    from avalanche.training import SynapticIntelligence
+
+    return SynapticIntelligence(**sgd_parts(ctx), si_lambda=ctx.settings["si_lambda"])
+
+
+def _lwf(ctx: StrategyContext) -> Any:
+    from avalanche.training import LwF
+
+    return LwF(**sgd_parts(ctx), alpha=ctx.settings["lwf_alpha"], temperature=ctx.settings["lwf_temperature"])
+
+
+def _joint(ctx: StrategyContext) -> Any:
+    from avalanche.training import Cumulative
+
+    return Cumulative(**sgd_parts(ctx))
+
+
 NAIVE = register_strategy(StrategySpec("Naive", make=_naive, alignment_base=True))
 EWC = register_strategy(StrategySpec("EWC", make=_ewc, alignment_base=True, settings=("ewc_lambda",)))
 REPLAY = register_strategy(StrategySpec("Replay", make=_replay, alignment_base=True, settings=("mem_size",)))
+SI = register_strategy(StrategySpec("SI", make=_si, opt_in=True, settings=("si_lambda",)))
+LWF = register_strategy(
+    StrategySpec(
+        "LwF", make=_lwf, tasks=("classification",), opt_in=True, settings=("lwf_alpha", "lwf_temperature")
+    )
+)
+JOINT = register_strategy(StrategySpec("Joint", make=_joint, opt_in=True))
