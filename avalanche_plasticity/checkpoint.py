@@ -99,6 +99,32 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+class UnwritableOutputError(OSError):
+    """An output location cannot be written (raised before any work by :func:`check_writable`)."""
+
+
+def check_writable(folder: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """Make sure files can be written in ``folder`` before any work is done: create it (and its parents)
+    if missing, then create and remove a temporary file in it.
+
+    :param what: how the error names the folder (e.g. ``"--out folder"``, ``"checkpoint folder"``).
+    :returns: ``folder`` as a ``Path``.
+    :raises UnwritableOutputError: naming the folder and why (a file in the way, no permission, a
+        read-only file system, ...).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".write-check.", dir=folder):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise UnwritableOutputError(
+            e.errno, f"the {what} {str(folder)!r} is not writable ({reason}); name a writable folder"
+        ) from e
+    return folder
+
+
 def write_bytes_atomic(data: bytes, path: str | os.PathLike[str]) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file with a unique name in the same folder,
     fsync, then ``os.replace``. Readers see the old file or the new one, never a partial one, and

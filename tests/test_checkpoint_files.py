@@ -80,3 +80,20 @@ def test_written_files_follow_the_umask(tmp_path, umask):
         os.umask(previous)
     mode = (tmp_path / "results.json").stat().st_mode & 0o777
     assert mode == 0o666 & ~umask == (tmp_path / "plot.png").stat().st_mode & 0o777
+
+
+def test_check_writable_names_the_folder_and_why_before_any_work(tmp_path):
+    from avalanche_plasticity.checkpoint import UnwritableOutputError, check_writable
+
+    assert check_writable(tmp_path / "new" / "out") == tmp_path / "new" / "out"
+    assert list((tmp_path / "new" / "out").iterdir()) == []  # the probe is gone
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(
+        UnwritableOutputError, match=r"the --out folder '.*a_file/out' is not writable \("
+    ) as e:
+        check_writable(tmp_path / "a_file" / "out", what="--out folder")
+    assert isinstance(e.value, OSError)
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o500)
+        with pytest.raises(UnwritableOutputError, match="Permission denied"):
+            check_writable(tmp_path / "ro")
