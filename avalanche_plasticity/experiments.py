@@ -471,6 +471,14 @@ def run_comparison(
         meta_train_parallel([jobs[n] for n in unfinished], meta_jobs)
     for n in todo:  # loads the checkpoints finished above, or meta-trains here
         learners[n] = meta_trained(**jobs[n])
+    head = spec.num_classes(stream) if spec.num_classes is not None else stream.num_classes
+    if spec.size_heads and spec.task == "classification":  # transfer: heads sized to the stream's classes
+        for n, learner in learners.items():
+            entry = registry.learner_spec(n)
+            if entry.resize_config is not None:
+                learners[n] = entry.with_outputs(learner, head)
+        resize = registry.learner_spec(ref_name).resize_config
+        arch = resize(arch, head) if resize is not None else arch
     lr = {**spec.default_lr, **stream.lr}
     for n, learner in learners.items():  # deployed with the SGD lr they were meta-trained for
         deploy_lr = registry.learner_spec(n).deploy_lr if n in registry.learners() else None
@@ -480,7 +488,6 @@ def run_comparison(
     task, metric = spec.task, spec.metric_key
     mb = spec.train_mb_size(stream, ref.source)
     epochs = spec.train_epochs(stream)
-    head = spec.num_classes(stream) if spec.num_classes is not None else stream.num_classes
     marks = spec.eval_points(stream)
     cache = Path(run_cache) if run_cache is not None else None
     runs: list[RunResult] = []

@@ -111,6 +111,8 @@ class LearnerSpec:
         (e.g. a network's input and output sizes), applied after every override.
     :param meta_config_from_dict: rebuilds its meta-training config from a checkpoint's ``meta_config``
         (default: ``MetaTrainConfig(**d)``).
+    :param resize_config: ``(config, k) -> config`` with a head of ``k`` units, for deploying it (or a
+        baseline on its architecture) on a stream of ``k`` classes (see :mod:`.transfer`).
     """
 
     name: str
@@ -133,6 +135,23 @@ class LearnerSpec:
     alignment_base: bool = False
     settings: tuple[str, ...] = ()
     meta_config_from_dict: Callable[[dict[str, Any]], Any] | None = None
+    resize_config: Callable[[Any, int], Any] | None = None
+
+    def with_outputs(self, learner: Any, k: int) -> Any:
+        """``learner`` with the first ``k`` units of its head (itself when it has ``k``).
+
+        :raises ValueError: the learner cannot be resized (no ``resize_config``) or has fewer units.
+        """
+        if self.resize_config is None:
+            if int(learner.num_outputs) == k:
+                return learner
+            raise ValueError(f"{self.name} cannot resize its head from {learner.num_outputs} to {k} units")
+        from .presets import Preset
+        from .transfer import keep_first_outputs
+
+        return keep_first_outputs(
+            learner, k, self.resize_config, lambda c: self.build(Preset(self.name, c, None), 0)
+        )
 
     def meta_config(self, saved: Mapping[str, Any] | None) -> Any:
         """The meta-training config stored in a checkpoint (``saved``), or the default one if none is."""
@@ -175,6 +194,8 @@ class ScenarioSpec:
     :param data_backed: whether its data come from files (Avalanche and the data root are needed).
     :param stream_fix: what to set so that all strategies run on one stream (for the error message).
     :param presets_from: the scenario whose presets its learners use (meta-training happens there).
+    :param size_heads: deploy learners (and build baselines) with a head of ``num_classes(stream)`` units,
+        keeping the first units of a larger meta-trained head (transfer to a stream with fewer classes).
     """
 
     name: str
@@ -200,6 +221,7 @@ class ScenarioSpec:
     data_backed: bool = True
     stream_fix: str = "the same settings for all"
     presets_from: str | None = None
+    size_heads: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

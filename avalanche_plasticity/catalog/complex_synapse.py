@@ -96,6 +96,16 @@ def follow_source(scenario: str, p: Preset) -> Preset:
     return p
 
 
+def resize_config(config: ComplexSynapseConfig, k: int) -> ComplexSynapseConfig:
+    """The config with a head of ``k`` units (an MLP's last size, or a conv net's ``num_outputs``)."""
+    net = dict(config.network)
+    if net["kind"] == "mlp":
+        net["sizes"] = [*net["sizes"][:-1], k]
+    else:
+        net["num_outputs"] = k
+    return dataclasses.replace(config, network=net)
+
+
 def _strategy(ctx: StrategyContext) -> Any:
     from avalanche_plasticity.strategies import ComplexSynapse
 
@@ -121,5 +131,6 @@ SPEC = register_learner(
         opt_in=True,
         follow_source=follow_source,
         meta_config_from_dict=bilevel_config_from_dict,
+        resize_config=resize_config,
     )
 )

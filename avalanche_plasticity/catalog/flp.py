@@ -81,5 +81,6 @@ SPEC = register_learner(
         load=load_learner,
         make=_strategy,
         has_lr=False,  # the plasticity rates are meta-learned
+        resize_config=lambda c, k: dataclasses.replace(c, layer_sizes=(*c.layer_sizes[:-1], k)),
     )
 )

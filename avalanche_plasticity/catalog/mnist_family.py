@@ -79,6 +79,7 @@ def _register(name: str, dataset: str, kind: str, experiences: int, what: str) -
             stream_options=("setting", "regime", "batch_size", "epochs", "train_per_experience"),
             stream_fix="the same image size for all",
             presets_from=omniglot.NAME,
+            size_heads=True,
         )
     )
 

@@ -3,6 +3,7 @@ network (PLN) learned online by SGD. Its presets per scenario and scale, and its
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..meta_learning import MetaTrainConfig, load_learner, meta_train
@@ -67,5 +68,6 @@ SPEC = register_learner(
         load=load_learner,
         make=_strategy,
         deploy_lr=lambda learner: learner.config.inner_lr,  # the SGD rate it was meta-trained for
+        resize_config=lambda c, k: dataclasses.replace(c, pln_sizes=(*c.pln_sizes[:-1], k)),
     )
 )
