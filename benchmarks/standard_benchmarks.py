@@ -1,0 +1,153 @@
+"""The standard continual-learning benchmarks (issue #15): every strategy of ``compare`` on SplitMNIST,
+PermutedMNIST and Split Fashion-MNIST, class- and domain-incremental, online (one pass, batch size 1) and
+standard (minibatches of 32), over several seeds (stream order and baseline init).
+
+The meta-learned learners are meta-trained on Omniglot background classes only (the ``cpu`` presets;
+checkpoints in ``--checkpoint-dir``, reused) and deployed on these streams with no meta-training on them;
+heads are sized to the stream. Each section (``<scenario>/<setting>/<regime>``) is one
+:func:`run_comparison`; finished runs are cached under ``--work`` so a killed run resumes.
+
+    AVP_DATA_DIR=../shared/data python benchmarks/standard_benchmarks.py \\
+        --sections split_mnist/class/online --strategies Naive EWC SI LwF Replay Joint --seeds 0 1 2 3 4
+
+Writes ``benchmarks/results/standard_benchmarks.json``:
+``{"config", "machine", "results": {"<scenario>/<setting>/<regime>": {"<strategy>": {"accuracy": {"mean",
+"std", "runs"}, "forgetting": {...}, "bwt": {...}, "diverged_runs": int, "seconds": float}}}}``.
+Accuracy is the fraction of the test images of all classes seen, after the last experience; forgetting is
+the mean over experiences (but the last) of their best accuracy minus their final one; BWT the mean of
+final minus just-learned accuracy (negative: forgetting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avalanche_plasticity.configs import StreamConfig, default_strategies
+from avalanche_plasticity.experiments import run_comparison
+from avalanche_plasticity.registry import scenario_spec
+from avalanche_plasticity.reporting import machine, write_results
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = ("split_mnist", "permuted_mnist", "split_fashion_mnist")
+SETTINGS = ("class", "domain")
+REGIMES = ("online", "standard")
+BASELINES = ("Naive", "EWC", "SI", "LwF", "Replay", "Joint")
+
+
+def stats(values: list[float]) -> dict[str, Any]:
+    """Mean and population std of the finite values, and every value (NaN: a diverged run)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return {
+        "mean": statistics.mean(finite) if finite else float("nan"),
+        "std": statistics.pstdev(finite) if finite else float("nan"),
+        "runs": values,
+    }
+
+
+def forgetting_and_bwt(matrix: dict[int, dict[int, float]]) -> tuple[float, float]:
+    """From the accuracy matrix ``matrix[k][j]`` (experience j after training on k experiences, all
+    experiences evaluated): mean forgetting (best minus final) and BWT (final minus just-learned) over
+    the experiences before the last."""
+    points = sorted(matrix)
+    if len(points) < 2 or points != list(range(1, len(points) + 1)):
+        return float("nan"), float("nan")
+    last = matrix[points[-1]]
+    old = range(len(points) - 1)
+    forgetting = [max(matrix[k][j] for k in points if j in matrix[k]) - last[j] for j in old]
+    bwt = [last[j] - matrix[j + 1][j] for j in old]
+    return statistics.mean(forgetting), statistics.mean(bwt)
+
+
+def section_results(comparison: Any) -> dict[str, Any]:
+    """``{strategy: {accuracy, forgetting, bwt, diverged_runs, seconds}}`` of one comparison."""
+    out = {}
+    for name, runs in comparison.by_strategy().items():
+        finals = [r.final for r in runs]
+        pairs = [forgetting_and_bwt(r.matrix) for r in runs]
+        out[name] = {
+            "accuracy": stats(finals),
+            "forgetting": stats([p[0] for p in pairs]),
+            "bwt": stats([p[1] for p in pairs]),
+            "diverged_runs": sum(1 for v in finals if not math.isfinite(v)),
+            "seconds": sum(r.seconds for r in runs),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    all_sections = [f"{s}/{t}/{r}" for s in SCENARIOS for t in SETTINGS for r in REGIMES]
+    p.add_argument("--sections", nargs="+", default=all_sections, metavar="SCENARIO/SETTING/REGIME")
+    p.add_argument(
+        "--strategies", nargs="+", default=None, help="default: the defaults of compare + SI, LwF, Joint"
+    )
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--train-per-experience", type=int, default=None, help="default: every training image")
+    p.add_argument("--epochs", type=int, default=1, help="the standard regime's passes per experience")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--checkpoint-dir", default=str(HERE / "checkpoints"))
+    p.add_argument("--work", default=str(HERE / "work" / "standard_benchmarks"), help="per-run cache")
+    p.add_argument("--out", default=str(HERE / "results" / "standard_benchmarks.json"))
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for section in args.sections:
+        scenario, setting, regime = (section.split("/") + ["", ""])[:3]
+        if scenario not in SCENARIOS or setting not in SETTINGS or regime not in REGIMES:
+            p.error(
+                f"section {section!r}: expected SCENARIO/SETTING/REGIME, one of each of {SCENARIOS}, "
+                f"{SETTINGS} and {REGIMES}"
+            )
+    out = Path(args.out)
+    payload = json.loads(out.read_text()) if out.exists() else {}
+    payload.setdefault("results", {})
+    for section in args.sections:
+        scenario, setting, regime = section.split("/")
+        strategies = args.strategies or [
+            *default_strategies(scenario),
+            *(b for b in BASELINES if b not in default_strategies(scenario)),
+        ]
+        stream = StreamConfig(
+            setting=setting, regime=regime, epochs=args.epochs, train_per_experience=args.train_per_experience
+        )
+        t0 = time.perf_counter()
+        comparison = run_comparison(
+            scenario,
+            strategies=strategies,
+            seeds=args.seeds,
+            stream=stream,
+            checkpoint_dir=args.checkpoint_dir,
+            root=args.data_root,
+            run_cache=Path(args.work) / section.replace("/", "_"),
+            progress=sys.stderr.isatty(),
+        )
+        payload["results"][section] = {**payload["results"].get(section, {}), **section_results(comparison)}
+        payload["config"] = {
+            **payload.get("config", {}),
+            section: {
+                "strategies": strategies,
+                "seeds": args.seeds,
+                "stream": {k: v for k, v in vars(stream).items() if k != "lr"},
+                "unit": scenario_spec(scenario).unit,
+                "wall_seconds": time.perf_counter() - t0,
+            },
+        }
+        payload["machine"] = machine()
+        write_results(payload, out)
+        for name, r in payload["results"][section].items():
+            a = r["accuracy"]
+            print(f"{section} {name}: accuracy {a['mean']:.3f} ± {a['std']:.3f} ({len(a['runs'])} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
