@@ -28,6 +28,10 @@ Choices, following the paper and the authors' code (``uvm-neurobotics-lab/ANML``
   query loss after the trajectory, back-propagated through every inner SGD step *with second-order
   terms* (the inner step is OML's, :meth:`avalanche_plasticity.oml.OMLLearner.step`; ANML issue #3
   reports that the original code's meta-gradient missed them; higherANML keeps them).
+- **Head start**: ``head_init="zero"`` (default) starts the head at zero in every episode and at
+  deployment, outside the meta-gradient; ``"meta"`` meta-learns its initial weights (ANML's ``fc`` is
+  meta-learned, but the trained class's row is re-initialised before each inner loop and the whole head
+  before meta-test). See :class:`ANMLConfig`.
 - **Meta-test (deployment)**: only the head learns; the NM and the PN's convs stay at their meta-learned
   weights (``evaluate_classification.py --rln 13`` freezes all but the final ``fc``; higherANML's
   ``test_train`` freezes ``nm`` and ``rln``). The paper's evaluation also re-initialises the head
