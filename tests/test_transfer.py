@@ -59,3 +59,32 @@ def test_oml_and_complex_synapse_heads_are_sliced():
     ):
         registry.learner_spec("OML").with_outputs(oml, 17)
     assert registry.learner_spec("OML").with_outputs(oml, 16) is oml
+
+
+def test_anml_joins_compare_through_the_registry(omniglot_root, tmp_path, capsys):
+    """ANML is meta-trained on Omniglot beside OML (checkpointed), deployed at its validated head rate,
+    and its head is sliced for a smaller stream like the others'."""
+    from avalanche_plasticity.anml import ANMLConfig, ANMLLearner
+    from avalanche_plasticity.cli import main
+
+    out = tmp_path / "out"
+    argv = ["compare", "--scenario", "omniglot", "--strategies", "ANML", "OML", "--meta-steps", "2"]
+    argv += ["--num-classes", "3", "--data-root", str(omniglot_root), "--checkpoint-dir", str(tmp_path)]
+    assert main([*argv, "--out", str(out), "--wandb-mode", "disabled", "--quiet", "--threads", "1"]) == 0
+    assert "| ANML |" in capsys.readouterr().out
+    assert (tmp_path / "omniglot_ANML_cpu_steps2_seed0.pt").is_file()
+    import json
+
+    runs = {r["strategy"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert runs["ANML"]["config"]["lr"] == 1e-3 and runs["ANML"]["config"]["learner"]["kind"] == "ANMLLearner"
+    small = registry.learner_spec("ANML").with_outputs(
+        ANMLLearner(
+            ANMLConfig(
+                nm_trunk=dict(channels=4, layers=2, image_size=12),
+                pn_trunk=dict(channels=4, layers=2, image_size=12),
+                num_outputs=9,
+            )
+        ),
+        2,
+    )
+    assert small.num_outputs == 2

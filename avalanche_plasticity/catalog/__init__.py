@@ -14,6 +14,7 @@ MODULES = (
     # learners and strategies
     "flp",
     "oml",
+    "anml",
     "baselines",
     "plasticity_rule",
     "complex_synapse",
