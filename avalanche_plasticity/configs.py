@@ -441,10 +441,23 @@ def apply_overrides(
         follow = registry.learner_spec(p.learner).follow_source
         if follow is not None:
             follow(scenario, p)
+        _check_counts(p)
         check = registry.scenario_spec(scenario).check_preset
         if check is not None:
             check(p)
     return presets_, stream
+
+
+def _check_counts(p: Preset) -> None:
+    """Every integer setting of a learner's episode source is a count (>= 1), except seeds (>= 0): checked
+    when the settings are resolved, so ``--show-config`` rejects what the run would."""
+    for key, value in p.source.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue
+        low = 0 if key.endswith("seed") else 1
+        if value < low:
+            what = "a seed >= 0" if low == 0 else "a count >= 1"
+            raise OverrideError(f"{p.learner}.source.{key} must be {what}, got {value}")
 
 
 def _is_dict_type(tp: Any) -> bool:

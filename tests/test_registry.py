@@ -163,3 +163,37 @@ def test_cli_and_runner_name_no_learner_or_scenario():
     names = set(registry.strategies()) | set(registry.scenarios())
     for module in ("cli.py", "experiments.py"):
         assert _names_in_string_literals(PACKAGE / module, names) == [], module
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--scenario", "omniglot", "--set", "FLP.source.num_units=10"],
+            "FLP: its head has 200 output units but its episodes' source.num_units is 10; they must agree",
+        ),
+        (["--set", "source.batch_size=-1"], "FLP.source.batch_size must be a count >= 1, got -1"),
+        (["--set", "OML.source.functions_per_episode=0"], "OML.source.functions_per_episode must be a count"),
+        (["--set", "source.pool_seed=-2"], "source.pool_seed must be a seed >= 0, got -2"),
+    ],
+)
+def test_settings_that_must_agree_are_errors_in_show_config(argv, message, capsys):
+    """``--show-config`` rejects what the run would (before any work)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--show-config", *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "compare",
+                "--show-config",
+                "--set",
+                "FLP.learner.layer_sizes=128,128,10",
+                "--scenario",
+                "omniglot",
+                "--set",
+                "FLP.source.num_units=10",
+            ]
+        )
+        == 0
+    )  # both set: they agree

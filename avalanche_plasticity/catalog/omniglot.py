@@ -58,9 +58,33 @@ def _meta_source() -> Any:
     return omniglot_meta_train_source
 
 
+def head_units(learner_config: Any) -> int | None:
+    """The output units of a learner config (``num_outputs``, a conv net's ``network["num_outputs"]``, the
+    last of ``pln_sizes`` or ``layer_sizes``), or None when it names none."""
+    for read in (
+        lambda c: c.num_outputs,
+        lambda c: c.network["num_outputs"],
+        lambda c: c.pln_sizes[-1],
+        lambda c: c.layer_sizes[-1],
+    ):
+        try:
+            return int(read(learner_config))
+        except (AttributeError, KeyError, TypeError):
+            continue
+    return None
+
+
 def check_image_preset(p: Preset) -> None:
     """A learner's input must read the episodes' images: ``input_shape`` (1, s, s) and a conv trunk of
-    image size s, where s is the source's ``image_size``."""
+    image size s, where s is the source's ``image_size``; its head must have the episodes' ``num_units``
+    (each episode's classes go to random distinct units of it)."""
+    units, head = p.source.get("num_units"), head_units(p.learner_config)
+    if units is not None and head is not None and units != head:
+        raise OverrideError(
+            f"{p.learner}: its head has {head} output units but its episodes' source.num_units is {units}; "
+            f"they must agree: set both (e.g. --set {p.learner}.source.num_units={head}, or the head's size "
+            "in the learner settings)"
+        )
     size = p.source.get("image_size", 28)
     shape = getattr(p.learner_config, "input_shape", None)
     if shape is not None and tuple(shape) != (1, size, size):
