@@ -63,7 +63,7 @@ def load(path: str | Path) -> ANMLLearner:
 def _strategy(ctx: StrategyContext) -> Any:
     from avalanche_plasticity.strategies import ANML
 
-    return ANML(learner=ctx.learner, lr=ctx.lr, **ctx.common)
+    return ANML(learner=ctx.learner, lr=ctx.lr, seed=ctx.seed, **ctx.common)
 
 
 SPEC = register_learner(

@@ -17,13 +17,19 @@ from ..registry import StrategyContext, StrategySpec, register_strategy
 
 def sgd_parts(ctx: StrategyContext) -> dict[str, Any]:
     """The model (the reference architecture, initialised from ``ctx.seed``), SGD optimizer at ``ctx.lr``
-    (default 0.01) and criterion (MSE for regression, cross-entropy for classification) of an SGD
-    baseline."""
-    torch.manual_seed(ctx.seed)
-    model = baseline_model(ctx.learner_config)
+    (default 0.01), criterion (MSE for regression, cross-entropy for classification) and plugins of an SGD
+    baseline: :class:`~avalanche_plasticity.strategies.SeedPlugin` first, so its data order and every other
+    draw come from the run's seed, never from torch's global state (the caller's state is left as it was)."""
+    from avalanche_plasticity.strategies import SeedPlugin
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        model = baseline_model(ctx.learner_config)
     opt = torch.optim.SGD(model.parameters(), lr=ctx.lr if ctx.lr is not None else 0.01)
     crit = nn.MSELoss() if ctx.task == "regression" else nn.CrossEntropyLoss()
-    return dict(model=model, optimizer=opt, criterion=crit, **ctx.common)
+    common = dict(ctx.common)
+    common["plugins"] = [SeedPlugin(ctx.seed), *(common.get("plugins") or [])]
+    return dict(model=model, optimizer=opt, criterion=crit, **common)
 
 
 def _naive(ctx: StrategyContext) -> Any:

@@ -109,7 +109,9 @@ def resize_config(config: ComplexSynapseConfig, k: int) -> ComplexSynapseConfig:
 def _strategy(ctx: StrategyContext) -> Any:
     from avalanche_plasticity.strategies import ComplexSynapse
 
-    return ComplexSynapse(learner=ctx.learner, lr=ctx.lr, **ctx.common)  # SGD on the inner loss
+    return ComplexSynapse(
+        learner=ctx.learner, lr=ctx.lr, seed=ctx.seed, **ctx.common
+    )  # SGD on the inner loss
 
 
 SPEC = register_learner(

@@ -67,7 +67,7 @@ def preset(scenario: str, scale: str) -> Preset | None:
 def _strategy(ctx: StrategyContext) -> Any:
     from avalanche_plasticity.strategies import FLP
 
-    return FLP(learner=ctx.learner, **ctx.common)
+    return FLP(learner=ctx.learner, seed=ctx.seed, **ctx.common)
 
 
 SPEC = register_learner(

@@ -54,7 +54,7 @@ def preset(scenario: str, scale: str) -> Preset | None:
 def _strategy(ctx: StrategyContext) -> Any:
     from avalanche_plasticity.strategies import OML
 
-    return OML(learner=ctx.learner, lr=ctx.lr, **ctx.common)
+    return OML(learner=ctx.learner, lr=ctx.lr, seed=ctx.seed, **ctx.common)
 
 
 SPEC = register_learner(
