@@ -157,13 +157,18 @@ def step_(
     qs = []
     for l in range(L):
         post, _ = target_activity(l, s, acts, y, meta, spec, L)
-        H = torch.bmm(post.transpose(-1, -2), acts[l])
+        H = torch.bmm(post.transpose(-1, -2).contiguous(), acts[l])  # contiguous: a faster outer product
         if spec.rule == "oja":
             q = post.square().sum(-2)
             H.addcmul_(q.unsqueeze(-1), weights[l], value=-1)  # post^T pre - diag(q) W
             qs.append(q)
         weights[l].addcmul_(meta.rates[l], H)
     return qs
+
+
+def relu_backward(grad: Tensor, out: Tensor) -> Tensor:
+    """``grad * (out > 0)`` for ``out = ReLU(z)``, in one kernel (autograd's own ReLU backward)."""
+    return torch.ops.aten.threshold_backward(grad, out, 0)
 
 
 def _sum_to(x: Tensor, shape: torch.Size) -> Tensor:
@@ -296,7 +301,7 @@ def reverse_step(
     for l in range(L):
         pre, r, G = acts[l], meta.rates[l], grads.weights[l]
         post, fb = target_activity(l, s, acts, y, meta, spec, L)
-        H = torch.bmm(post.transpose(-1, -2), pre)  # post^T pre, rebuilt from the saved activities
+        H = torch.bmm(post.transpose(-1, -2).contiguous(), pre)  # post^T pre, from the saved activities
         if oja:
             q = post.square().sum(-2).unsqueeze(-1)  # (E, n, 1)
             D = torch.addcmul(one, r, q, value=-1)  # 1 - eta q
@@ -329,7 +334,7 @@ def reverse_step(
         grads.betas[l] += (d_post * (fb - acts[l + 1])).sum()
         d_fb = d_post * beta
         if not spec.linear_feedback:
-            d_fb = d_fb * (fb > 0)
+            d_fb = relu_backward(d_fb, fb)
         grads.fb_weights[l] += d_fb.flatten(0, 1).transpose(0, 1) @ s.flatten(0, 1)
         grads.fb_biases[l] += d_fb.sum((0, 1))
         if d_s is not None:
@@ -342,8 +347,8 @@ def reverse_step(
         if dz is None:
             continue
         if l < L - 1:
-            dz = dz * (acts[l + 1] > 0)
-        grads.weights[l].baddbmm_(dz.transpose(-1, -2), acts[l])
+            dz = relu_backward(dz, acts[l + 1])
+        grads.weights[l].baddbmm_(dz.transpose(-1, -2).contiguous(), acts[l])
         grads.biases[l] += dz.sum((0, 1))
         if l > 0 or need_features:
             _accumulate(d_a, l, torch.bmm(dz, W[l]))
