@@ -249,11 +249,59 @@ def distributed(d: dict) -> list[str]:
 
 
 def speed(d: dict) -> list[str]:
-    return [
+    lines = [
+        "Small configuration (11-64-64-64-1, minibatches of 8, 400 steps, meta-batch 16):",
+        "",
         "| batched (episodes/s) | per-episode loop (episodes/s) | ratio |",
         "|---|---|---|",
         f"| {d['batched_episodes_per_s']:.2f} | {d['loop_episodes_per_s']:.2f} | {d['ratio']:.2f}x |",
     ]
+    return lines + (paper_speed(d["paper_config"]) if "paper_config" in d else [])
+
+
+def paper_speed(pc: dict) -> list[str]:
+    """The FLP authors' sine configuration (issue #16): every path, meta-batch and thread count."""
+    cfg = pc["config"]
+    names = {
+        "loop": "per-episode loop, the authors' code's work",
+        "loop_minimal": "per-episode loop, same math only",
+        "batched": "batched, stored graph (`meta_gradient='stored'`)",
+        "memory_lean": "batched, memory-lean (`meta_gradient='memory_lean'`)",
+    }
+    lines = [
+        "",
+        "The FLP authors' sine configuration (issue #16): MLP "
+        f"{'-'.join(map(str, cfg['layer_sizes']))}, every layer plastic, Oja, {cfg['online_steps']} "
+        f"online steps of {cfg['batch_size']}, "
+        f"{cfg['gflop']:.0f} GFLOP of matmul per episode. Command: "
+        "`python benchmarks/meta_training_speed.py --paper-only`; machine: " + cfg["machine"] + ".",
+        "",
+        "| threads | path | meta-batch | s / episode | episodes/s | CPU s / episode | episode MB "
+        "| process peak MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for threads, block in pc["by_threads"].items():
+        for path, name in names.items():
+            for mb, r in block[path]["by_meta_batch"].items():
+                if "s_per_episode" not in r:
+                    if path == "batched":
+                        lines.append(f"| {threads} | {name} | {mb} | not run: {r['skipped']} | | | | |")
+                    continue
+                lines.append(
+                    f"| {threads} | {name} | {mb} | {r['s_per_episode']:.2f} | {r['episodes_per_s']:.3f} | "
+                    f"{r['cpu_s_per_episode']:.2f} | {r['episode_mb']:.0f} | {r['peak_mb']:.0f} |"
+                )
+    mem = pc["memory_lean_peak_mb_by_steps"]
+    lines += [
+        "",
+        "Memory-lean episode memory by online steps: "
+        f"{', '.join(f'{k}: {v:.0f} MB' for k, v in mem.items())}. "
+        f"At {pc['threads']} thread(s): {pc['speedup_vs_loop']:.2f}x the authors'-code loop, "
+        f"{pc['speedup_vs_loop_minimal']:.2f}x the same-math loop; floor fraction {pc['floor_fraction']:.2f} "
+        f"(matmul {pc['by_threads'][str(pc['threads'])]['matmul_gflops_32x300x300']['forward']:.0f} GFLOP/s "
+        "at 32x300x300 in the same run).",
+    ]
+    return lines
 
 
 def plasticity_rules(d: dict) -> list[str]:
