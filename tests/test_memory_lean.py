@@ -188,3 +188,16 @@ def test_bad_meta_gradient_settings_are_clear_errors():
         meta_train(
             oml, SineTaskSource(), MetaTrainConfig(steps=1, meta_gradient="memory_lean"), progress=False
         )
+
+
+def test_a_checkpoint_resumes_with_the_other_meta_gradient(tmp_path):
+    """The method changes how the gradient is computed, not what it is: resuming may switch it."""
+    source = SineTaskSource(
+        functions_per_episode=10, batches_per_function=2, batch_size=4, query_per_function=4
+    )
+    ckpt = tmp_path / "flp.pt"
+    learner = make_learner(dtype=torch.float32)
+    meta_train(learner, source, MetaTrainConfig(steps=2, meta_batch_size=2), checkpoint=ckpt, progress=False)
+    lean = MetaTrainConfig(steps=4, meta_batch_size=2, meta_gradient="memory_lean", lean_anchor_every=3)
+    result = meta_train(make_learner(dtype=torch.float32), source, lean, checkpoint=ckpt, progress=False)
+    assert result.steps_done == 4
