@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 Tensor = torch.Tensor
 
@@ -230,6 +231,7 @@ class LeanTrajectory(torch.autograd.Function):
         return tuple(weights)
 
     @staticmethod
+    @once_differentiable  # the reverse pass works in place on its buffers: no double backward
     def backward(ctx, *grad_out: Tensor):  # type: ignore[override]
         spec, L, k = ctx.spec, ctx.L, ctx.k
         features, targets, *tensors = ctx.saved_tensors
