@@ -442,6 +442,15 @@ def apply_overrides(
         if follow is not None:
             follow(scenario, p)
         _check_counts(p)
+        method, supported = (
+            getattr(p.meta, "meta_gradient", "stored"),
+            registry.learner_spec(p.learner).meta_gradients,
+        )
+        if method not in supported:
+            raise OverrideError(
+                f"{p.learner}: meta_gradient {method!r} is not supported; it supports {supported} (prefix "
+                "the setting with the learner that supports it, e.g. FLP.meta.meta_gradient=memory_lean)"
+            )
         check = registry.scenario_spec(scenario).check_preset
         if check is not None:
             check(p)

@@ -113,6 +113,7 @@ class LearnerSpec:
         (default: ``MetaTrainConfig(**d)``).
     :param resize_config: ``(config, k) -> config`` with a head of ``k`` units, for deploying it (or a
         baseline on its architecture) on a stream of ``k`` classes (see :mod:`.transfer`).
+    :param meta_gradients: the ``meta.meta_gradient`` methods its meta-trainer supports.
     """
 
     name: str
@@ -136,6 +137,7 @@ class LearnerSpec:
     settings: tuple[str, ...] = ()
     meta_config_from_dict: Callable[[dict[str, Any]], Any] | None = None
     resize_config: Callable[[Any, int], Any] | None = None
+    meta_gradients: tuple[str, ...] = ("stored",)
 
     def with_outputs(self, learner: Any, k: int) -> Any:
         """``learner`` with the first ``k`` units of its head (itself when it has ``k``).

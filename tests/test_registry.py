@@ -197,3 +197,18 @@ def test_settings_that_must_agree_are_errors_in_show_config(argv, message, capsy
         )
         == 0
     )  # both set: they agree
+
+
+def test_meta_gradient_method_is_checked_per_learner(capsys):
+    """Only FLP's meta-trainer has the memory-lean meta-gradient: unprefixed, the setting reaches OML too and
+    is refused when resolved; FLP's paper preset uses it."""
+    with pytest.raises(SystemExit):
+        main(["compare", "--show-config", "--set", "meta.meta_gradient=memory_lean"])
+    assert (
+        "OML: meta_gradient 'memory_lean' is not supported; it supports ('stored',)"
+        in capsys.readouterr().err
+    )
+    assert main(["compare", "--show-config", "--set", "FLP.meta.meta_gradient=memory_lean"]) == 0
+    from avalanche_plasticity.configs import presets
+
+    assert presets("sine", "paper")["FLP"].meta.meta_gradient == "memory_lean"
