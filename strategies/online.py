@@ -53,7 +53,7 @@ def check_number(
 ) -> None:
     """Raise ``ValueError`` naming ``name``, ``value`` and what is accepted unless ``value`` is a finite
     real number (an int when ``integer``) in the given interval. Bools are refused."""
-    kind = "an int" if integer else "a finite number"
+    kind = "an int" if integer else "a number"
     ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
     if isinstance(value, bool) or not ok_type:
         ok = False
@@ -67,7 +67,8 @@ def check_number(
             bounds.append(f"{'>=' if low_inclusive else '>'} {low:g}")
         if high != math.inf:
             bounds.append(f"{'<=' if high_inclusive else '<'} {high:g}")
-        raise ValueError(f"{name} must be {kind} {' and '.join(bounds)}, got {value!r}".rstrip())
+        finite = "" if integer else " (not NaN or inf)"
+        raise ValueError(f"{name} must be {kind} {' and '.join(bounds)}{finite}, got {value!r}")
 
 
 def check_inputs(

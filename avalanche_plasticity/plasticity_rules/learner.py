@@ -117,9 +117,9 @@ class PlasticityRuleConfig:
         if self.feedback not in ("fixed", "symmetric"):
             raise ValueError(f"feedback must be 'fixed' or 'symmetric', got {self.feedback!r}")
         if not 0 <= self.l1 < math.inf:
-            raise ValueError(f"l1 must be a finite number >= 0, got {self.l1}")
+            raise ValueError(f"l1 must be >= 0 and finite, got {self.l1}")
         if not 0 < self.beta < math.inf:
-            raise ValueError(f"beta must be a finite number > 0, got {self.beta}")
+            raise ValueError(f"beta must be > 0 and finite, got {self.beta}")
         if self.input_shape is None:
             self.input_shape = (self.layer_sizes[0],)
         self.input_shape = tuple(int(n) for n in self.input_shape)
