@@ -98,8 +98,14 @@ class MetaTrainConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "meta_batch_size", "checkpoint_every"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if self.grad_clip is not None and not (
+            isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0 and math.isfinite(self.grad_clip)
+        ):
+            raise ValueError(f"grad_clip must be None or a finite number > 0, got {self.grad_clip!r}")
         if self.meta_gradient not in META_GRADIENTS:
             raise ValueError(f"meta_gradient must be one of {META_GRADIENTS}, got {self.meta_gradient!r}")
         if self.lean_anchor_every is not None and (

@@ -184,8 +184,9 @@ class OmniglotTaskSource:
         num_units: int = 1000,
         order: Literal["continual", "iid"] = "continual",
     ) -> None:
-        import learn2learn as l2l
+        from .data import import_learn2learn  # without Gym's "unmaintained" notice on stderr
 
+        l2l = import_learn2learn()
         C, D = images.shape[:2]
         if not 1 <= ways <= min(C, num_units):
             raise ValueError(f"ways must be in [1, {min(C, num_units)}], got {ways}")

@@ -110,6 +110,10 @@ def test_bad_configs():
         OMLConfig(rln_sizes=(11, 10), pln_sizes=(20, 1))
     with pytest.raises(ValueError, match="meta_batch_size must be a positive int"):
         MetaTrainConfig(meta_batch_size=0)
+    with pytest.raises(ValueError, match="grad_clip must be None or a finite number > 0, got inf"):
+        MetaTrainConfig(grad_clip=float("inf"))
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        MetaTrainConfig(seed=-1)
     with pytest.raises(ValueError, match="num_functions must be a positive int"):
         IncrementalSine(num_functions=0)
     with pytest.raises(ValueError, match="classes_per_experience must be a positive divisor"):
