@@ -300,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="meta-train the learners side by side in this many processes of one thread (default: "
         "2 if there are 2 CPU cores)",
     )
+    c.add_argument(
+        "--meta-train",
+        action="store_true",
+        help="meta-train the learners (or reuse --checkpoint-dir) even where the package ships a learner "
+        "meta-trained from the same preset (by default that one is loaded, its hash checked)",
+    )
     c.add_argument("--out", default=None, help="output folder (default: results/compare/<scenario>)")
     c.add_argument("--no-resume", action="store_true", help="run every strategy again (ignore --out)")
     _common(c)
@@ -428,6 +434,7 @@ def cmd_compare(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
             loggers_for=wandb.loggers_for,
             on_run=lambda r, lg, lr: wandb.on_run(r, lg, lr, *_metric_unit(args.scenario)),
             meta_jobs=args.meta_jobs,
+            shipped=not args.meta_train,
         )
         _report(comparison, out, wandb)
     except BaseException:

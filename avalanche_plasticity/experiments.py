@@ -381,6 +381,7 @@ def run_comparison(
     loggers_for: Callable[[str, int, dict[str, Any]], list] | None = None,
     on_run: Callable[[RunResult, list, Any], None] | None = None,
     meta_jobs: int = 1,
+    shipped: bool = True,
 ) -> Comparison:
     """Meta-train the learners among ``strategies`` (FLP, OML and, on Omniglot, the plasticity rule;
     resumable checkpoints), then run ``strategies`` on the same stream for every seed in ``seeds``.
@@ -403,6 +404,8 @@ def run_comparison(
     :param on_run: called with ``(result, loggers, learner)`` after each run that was executed.
     :param meta_jobs: meta-train FLP and OML side by side in this many processes (one thread each; 1: one
         after the other here).
+    :param shipped: deploy the learners shipped with the package (:mod:`.pretrained`) whose preset matches
+        (same config digest, meta seed 0) instead of meta-training them; False: meta-train.
     """
     t0 = time.perf_counter()
     scenario = scenario or registry.default_scenario()
@@ -453,6 +456,16 @@ def run_comparison(
             f"the strategies would run on different {scenario} streams {shapes}; set {spec.stream_fix}"
         )
     todo = [n for n in learner_presets if n in strategies and n not in learners]
+    used: dict[str, str] = {}
+    if shipped:  # a learner shipped for exactly this preset is loaded (hash checked), not meta-trained
+        from .pretrained import shipped_learner
+
+        for n in list(todo):
+            found = shipped_learner(registry.preset_scenario(scenario), scale, learner_presets[n], meta_seed)
+            if found is not None:
+                learners[n], used[n] = found
+                print(f"using {used[n]}", flush=True)
+                todo.remove(n)
     jobs = {
         n: dict(
             scenario=scenario,
@@ -573,6 +586,7 @@ def run_comparison(
         "overrides": dict(overrides or {}),
         "stream": dataclasses.asdict(stream),
         "learners": {n: repr(p) for n, p in learner_presets.items()},
+        **({"shipped": used} if used else {}),
     }
     return Comparison(
         scenario,

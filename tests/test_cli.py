@@ -32,7 +32,8 @@ TINY_FLP = [
 def test_compare_runs_and_prints_table(tmp_path, capsys):
     """FLP and OML meta-trained side by side (2 worker processes), then 4 strategies on one stream."""
     out = tmp_path / "out"
-    args = ["compare", "--meta-steps", "2", "--strategies", "FLP", "OML", "Naive", "EWC", "--meta-jobs", "2"]
+    args = ["compare", "--scale", "quick", "--meta-steps", "2", "--strategies", "FLP", "OML", "Naive", "EWC"]
+    args += ["--meta-jobs", "2"]
     rc = main([*args, "--checkpoint-dir", str(tmp_path), "--out", str(out), *QUIET])
     text = capsys.readouterr().out
     assert rc == 0
@@ -86,7 +87,7 @@ def test_compare_logs_every_run_to_wandb(tmp_path, monkeypatch, capsys):
     _isolate_wandb(monkeypatch, tmp_path)
     out = tmp_path / "out"
     args = ["compare", "--strategies", "FLP", "Naive", "--meta-steps", "2", "--checkpoint-dir", str(tmp_path)]
-    args += ["--out", str(out), "--wandb-group", "cmp-test", "--quiet", "--threads", "1"]
+    args += ["--scale", "quick", "--out", str(out), "--wandb-group", "cmp-test", "--quiet", "--threads", "1"]
     assert main(args) == 0  # no --wandb-mode: offline, as there are no credentials
     printed = capsys.readouterr().out
     assert "W&B: 3 offline runs in project 'avalanche-plasticity', group 'cmp-test'" in printed
@@ -312,6 +313,7 @@ def test_alignment_rules_run_inside_the_sgd_strategies_of_compare(tmp_path):
     it reproduces the plain strategy to float precision, with fixed random feedback it does not; the rule
     and the learning rate (the base's unless given) are in the run's config."""
     from avalanche_plasticity.experiments import make_strategy, run_comparison
+    from avalanche_plasticity.registry import scenario_spec
 
     result = run_comparison(
         "sine",
@@ -325,7 +327,8 @@ def test_alignment_rules_run_inside_the_sgd_strategies_of_compare(tmp_path):
     assert plain == pytest.approx(tied, rel=1e-5)
     assert max(abs(a - b) for a, b in zip(plain, fa, strict=True)) > 1e-3
     assert runs["Naive+fa"].config["alignment_rule"] == "fa" and "alignment_rule" not in runs["Naive"].config
-    assert runs["Naive+fa"].config["lr"] == runs["Naive"].config["lr"] == 0.01
+    naive_lr = scenario_spec("sine").default_lr["Naive"]
+    assert runs["Naive+fa"].config["lr"] == runs["Naive"].config["lr"] == naive_lr
     assert runs["EWC+sa"].config["lr"] == 0.02 and runs["EWC+sa"].config["ewc_lambda"] == 1.0
 
     from avalanche_plasticity.alignment import feedback_layers
@@ -347,7 +350,7 @@ def test_complex_synapse_in_compare_meta_train_and_evaluate(tmp_path, capsys):
     contrastive estimator) beside the others, deployed on the same stream; its checkpoint evaluates to
     the same curve, and meta-train resumes it."""
     ckpts, out = tmp_path / "ckpt", tmp_path / "out"
-    args = ["compare", "--strategies", "ComplexSynapse", "Naive", "--meta-steps", "2"]
+    args = ["compare", "--scale", "quick", "--strategies", "ComplexSynapse", "Naive", "--meta-steps", "2"]
     assert main([*args, "--checkpoint-dir", str(ckpts), "--out", str(out), *QUIET]) == 0
     assert "| ComplexSynapse |" in capsys.readouterr().out
     (path,) = ckpts.glob("sine_ComplexSynapse_quick_steps2_seed0.pt")
