@@ -303,9 +303,27 @@ def check_experience(strategy: Any) -> None:
         raise ValueError(f"training experience {strategy.experience.current_experience} is empty")
 
 
+# Evaluation minibatch of the strategies that deploy a learner, unless one is given.
+EVAL_MB_SIZE = 512
+
+# The training callbacks that run inside an epoch, once per minibatch.
+PER_STEP_HOOKS = (
+    "before_training_iteration",
+    "before_forward",
+    "after_forward",
+    "before_backward",
+    "after_backward",
+    "before_update",
+    "after_update",
+    "after_training_iteration",
+)
+
+
 class OnlineLearnerTemplate(SupervisedTemplate):
     """Shared base of the strategies that deploy a meta-trained learner: the default criterion follows
-    the learner's task, ``eval_mb_size`` defaults to ``train_mb_size``, empty training experiences are
+    the learner's task, ``eval_mb_size`` defaults to :data:`EVAL_MB_SIZE` (prediction is per example, so
+    the batch changes nothing but the speed: an online stream trains at batch size 1 and evaluates 2,000
+    test images in well under a second instead of half a minute), empty training experiences are
     refused (an empty test experience warns), and the optimizer given at construction is kept as is.
 
     Every minibatch, in training and in evaluation, is checked against the learner before the loss is
@@ -344,7 +362,7 @@ class OnlineLearnerTemplate(SupervisedTemplate):
             criterion=criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
-            eval_mb_size=eval_mb_size if eval_mb_size is not None else train_mb_size,
+            eval_mb_size=eval_mb_size if eval_mb_size is not None else EVAL_MB_SIZE,
             eval_every=eval_every,
             **base_kwargs,
         )
@@ -418,7 +436,10 @@ class LocalRuleTemplate(OnlineLearnerTemplate):
 
     def training_epoch(self, **kwargs):
         with torch.no_grad():
-            super().training_epoch(**kwargs)
+            if self.needs_per_step_hooks():
+                super().training_epoch(**kwargs)
+            else:
+                self.online_pass()
         # a diverged rule would otherwise go on predicting one class in silence (checked once per epoch:
         # per step would cost a tenth of the step)
         bad = [i for i, w in enumerate(self.model.fast_weights) if not bool(torch.isfinite(w).all())]
@@ -429,6 +450,45 @@ class LocalRuleTemplate(OnlineLearnerTemplate):
                 "stream. Lower its rates, drop unstable terms (e.g. a negative weight decay), or "
                 "meta-train it on episodes as long as the stream."
             )
+
+    def needs_per_step_hooks(self) -> bool:
+        """Whether any plugin acts inside a training epoch (overrides one of :data:`PER_STEP_HOOKS`), or
+        the evaluator has a training-phase metric, or periodic evaluation is on. If none does, an epoch is
+        :meth:`online_pass`: the same updates, without a prediction and loss per step that nothing reads."""
+        from avalanche.evaluation import PluginMetric
+        from avalanche.evaluation.metric_definitions import GenericPluginMetric
+        from avalanche.training.templates.base_sgd import PeriodicEval
+
+        if self.eval_every > 0:
+            return True
+
+        def overrides(obj: Any, base: type) -> bool:
+            return any(getattr(type(obj), h, None) is not getattr(base, h, None) for h in PER_STEP_HOOKS)
+
+        for plugin in self.plugins:
+            if plugin is self.clock or isinstance(plugin, PeriodicEval):
+                continue  # online_pass keeps the clock's counters; periodic evaluation is off
+            if plugin is self.evaluator:
+                for m in plugin.metrics:  # a generic metric acts per step only in its training mode
+                    generic = isinstance(m, GenericPluginMetric)
+                    if (generic and m._mode != "eval") or (not generic and overrides(m, PluginMetric)):
+                        return True
+                continue
+            if overrides(plugin, SupervisedPlugin):
+                return True
+        return False
+
+    def online_pass(self) -> None:
+        """One epoch of online updates, one per minibatch of the (possibly replay-augmented) training
+        dataloader: each minibatch is checked and learned, and Avalanche's clock counts it."""
+        for mbatch in self.dataloader:
+            if self._stop_training:
+                break
+            self.mbatch = mbatch
+            self._unpack_minibatch()
+            self.check_minibatch()
+            self.model.learn(self.mb_x, self.mb_y)
+            self.clock.after_training_iteration(self)
 
     def backward(self) -> None:
         """No backward pass: the rule is local."""
