@@ -83,6 +83,38 @@ def section_results(comparison: Any) -> dict[str, Any]:
     return out
 
 
+def step_overhead(root: str | None, steps: int = 2000, repeats: int = 3) -> dict[str, Any]:
+    """Seconds per online FLP step through the Avalanche strategy (as ``compare`` builds it: evaluation
+    metrics only) against ``PlasticModel.learn`` alone, on the first SplitMNIST experience with the
+    ``cpu`` Omniglot FLP network (randomly initialised: the cost does not depend on the weights). Median of
+    ``repeats`` interleaved timings; ``ratio`` is strategy over learn."""
+    from avalanche_plasticity.configs import presets
+    from avalanche_plasticity.experiments import build_learner, make_strategy
+    from avalanche_plasticity.registry import learner_spec
+    from avalanche_plasticity.scenarios.mnist import mnist_family_benchmark
+    from avalanche_plasticity.strategies import PlasticModel
+
+    bm = mnist_family_benchmark("mnist", "split", seed=0, root=root, train_per_experience=steps)
+    exp = bm.train_stream[0]
+    data = [exp.dataset[i] for i in range(len(exp.dataset))]
+    xs = torch.stack([d[0] for d in data])
+    ys = torch.tensor([int(d[1]) for d in data])
+    learner = learner_spec("FLP").with_outputs(build_learner(presets("split_mnist", "cpu")["FLP"]), 10)
+    learn_s, strategy_s = [], []
+    for _ in range(repeats):
+        model = PlasticModel(learner)
+        t = time.perf_counter()
+        for i in range(len(ys)):
+            model.learn(xs[i : i + 1], ys[i : i + 1])
+        learn_s.append((time.perf_counter() - t) / len(ys))
+        strategy = make_strategy("FLP", learner=learner, task="classification", train_mb_size=1)
+        t = time.perf_counter()
+        strategy.train(exp)
+        strategy_s.append((time.perf_counter() - t) / len(ys))
+    learn, through = statistics.median(learn_s), statistics.median(strategy_s)
+    return {"learn_ms": 1e3 * learn, "strategy_ms": 1e3 * through, "ratio": through / learn, "steps": len(ys)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     all_sections = [f"{s}/{t}/{r}" for s in SCENARIOS for t in SETTINGS for r in REGIMES]
@@ -98,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(HERE / "work" / "standard_benchmarks"), help="per-run cache")
     p.add_argument("--out", default=str(HERE / "results" / "standard_benchmarks.json"))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--step-overhead", action="store_true", help="measure only the online FLP step's overhead")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     for section in args.sections:
@@ -110,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     payload = json.loads(out.read_text()) if out.exists() else {}
     payload.setdefault("results", {})
+    if args.step_overhead:
+        payload["step_overhead"] = {**step_overhead(args.data_root), "machine": machine()}
+        write_results(payload, out)
+        print(f"step_overhead: {payload['step_overhead']}")
+        return 0
     for section in args.sections:
         scenario, setting, regime = section.split("/")
         strategies = args.strategies or [

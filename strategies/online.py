@@ -282,11 +282,14 @@ class PlasticModel(nn.Module):
         check_inputs(x, self.learner.input_shape)
         return self.learner.predict(self.fast_weights, self.learner.features(x).unsqueeze(0))[0]
 
-    def learn(self, x: Tensor, y: Tensor) -> None:
+    def learn(self, x: Tensor, y: Tensor, *, checked: bool = False) -> None:
+        """One online update on the minibatch ``(x, y)`` (``checked``: the caller has already run
+        :func:`check_inputs` on it)."""
         if torch.is_grad_enabled():  # the strategy's training epoch already runs under no_grad
             with torch.no_grad():
-                return self.learn(x, y)
-        check_inputs(x, self.learner.input_shape, y, self.learner.num_outputs, self.task)
+                return self.learn(x, y, checked=checked)
+        if not checked:
+            check_inputs(x, self.learner.input_shape, y, self.learner.num_outputs, self.task)
         if len(x) == 0:
             return
         y = y.reshape(len(x), -1) if self.task == "regression" else y
@@ -487,7 +490,7 @@ class LocalRuleTemplate(OnlineLearnerTemplate):
             self.mbatch = mbatch
             self._unpack_minibatch()
             self.check_minibatch()
-            self.model.learn(self.mb_x, self.mb_y)
+            self.model.learn(self.mb_x, self.mb_y, checked=True)
             self.clock.after_training_iteration(self)
 
     def backward(self) -> None:
