@@ -18,6 +18,7 @@ MODULES = (
     "baselines",
     "plasticity_rule",
     "complex_synapse",
+    "gain_modulation",
 )
 
 for _module in MODULES:
