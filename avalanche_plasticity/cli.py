@@ -32,7 +32,7 @@ import torch
 
 from . import registry
 from .alignment import available_rules
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, UnwritableOutputError, check_writable, load_checkpoint
 from .configs import (
     SCALES,
     OverrideError,
@@ -413,7 +413,7 @@ def cmd_compare(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if args.show_config:
         _show(learner_presets, stream)
         return 0
-    out = Path(args.out or Path("results") / "compare" / args.scenario)
+    out = check_writable(args.out or Path("results") / "compare" / args.scenario, what="--out folder")
     wandb = WandbRuns(args.wandb_mode, args.wandb_project, args.wandb_group or default_group("compare"), out)
     strategies = list(dict.fromkeys(args.strategies)) if args.strategies else None
     try:
@@ -490,7 +490,7 @@ def cmd_evaluate(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if args.show_config:
         _show({name: preset}, stream)
         return 0
-    out = Path(args.out or Path("results") / "evaluate" / path.stem)
+    out = check_writable(args.out or Path("results") / "evaluate" / path.stem, what="--out folder")
     wandb = WandbRuns(args.wandb_mode, args.wandb_project, args.wandb_group or default_group("evaluate"), out)
     try:
         comparison = run_comparison(
@@ -533,6 +533,7 @@ def cmd_meta_train(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         return 0
     default_path = Path(args.checkpoint_dir) / checkpoint_name(args.scenario, scale, preset, args.seed)
     path = Path(args.checkpoint) if args.checkpoint else default_path
+    check_writable(path.parent, what="checkpoint folder")
     if registry.scenario_spec(args.scenario).data_backed:
         # Avalanche refuses to be imported in a non-main rank once the process group exists: import it first.
         import avalanche_plasticity.scenarios  # noqa: F401
@@ -633,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return COMMANDS[args.command](args, sub)
-    except (CheckpointError, FileNotFoundError, ValueError, CommandError) as err:
+    except (CheckpointError, FileNotFoundError, ValueError, CommandError, UnwritableOutputError) as err:
         sub.exit(2, f"{sub.prog}: error: {err}\n")
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import registry
-from .checkpoint import load_checkpoint, write_bytes_atomic
+from .checkpoint import check_writable, load_checkpoint, write_bytes_atomic
 from .configs import (
     StreamConfig,
     configure,
@@ -480,6 +480,10 @@ def run_comparison(
         for n in todo
     }
     unfinished = [n for n in todo if not _is_finished(jobs[n])]
+    if unfinished:  # before any work: meta-training will write checkpoints there
+        check_writable(checkpoint_dir, what=f"checkpoint folder (to meta-train {', '.join(unfinished)})")
+    if run_cache is not None:
+        check_writable(run_cache, what="run cache folder")
     if meta_jobs > 1 and len(unfinished) > 1:
         meta_train_parallel([jobs[n] for n in unfinished], meta_jobs)
     for n in todo:  # loads the checkpoints finished above, or meta-trains here
