@@ -47,11 +47,21 @@ GRIDS: dict[str, dict[str, dict[str, Any]]] = {
         "cs_settings": dict(reg_strength=0.1, beta=0.05, solver_lr=0.02, free=30, nudged=15, meta_lr=3e-3),
         "meta_lr_1e-3": dict(reg_strength=0.1, beta=0.05, solver_lr=0.02, free=30, nudged=15, meta_lr=1e-3),
         "reg_0.01": dict(reg_strength=0.01, beta=0.05, solver_lr=0.02, free=30, nudged=15, meta_lr=1e-3),
+        "reg_1": dict(reg_strength=1.0, beta=0.05, solver_lr=0.02, free=30, nudged=15, meta_lr=1e-3),
+        "beta_0.1_solver_0.05": dict(
+            reg_strength=0.1, beta=0.1, solver_lr=0.05, free=30, nudged=15, meta_lr=1e-3
+        ),
+        "free_60_nudged_30": dict(
+            reg_strength=0.1, beta=0.05, solver_lr=0.02, free=60, nudged=30, meta_lr=1e-3
+        ),
+        "steps_200": dict(
+            reg_strength=0.1, beta=0.05, solver_lr=0.02, free=30, nudged=15, meta_lr=1e-3, steps=200
+        ),
         "preset": {},
     },
     "omniglot": {"preset": {}},
 }
-LR_GRID = {"sine": (0.003, 0.01, 0.03, 0.1), "omniglot": (0.001, 0.01, 0.1)}
+LR_GRID = {"sine": (0.003, 0.01, 0.03, 0.1), "omniglot": (1e-4, 3e-4, 0.001, 0.01, 0.1)}
 DIVERGED_MSE = 100.0  # a sine MSE above this (or not finite) counts as diverged
 
 
@@ -100,7 +110,7 @@ def tune_checkpoint(work: Path, scenario: str, name: str, steps: int) -> Path:
 def tune(scenario: str, name: str, over: dict, steps: int | None, args, work: Path) -> dict:
     """Meta-train one candidate (``steps`` None: the preset's) and deploy it at the validation seed."""
     p = gm.preset(scenario, SCALE[scenario], over)
-    p.meta.steps = steps = steps or p.meta.steps
+    p.meta.steps = steps = over.get("steps", steps) or p.meta.steps
     p.meta.checkpoint_every = 5
     learner = GainModulationLearner(p.learner_config)
     source = task_source(scenario, p, args.data_root)
@@ -137,15 +147,18 @@ def tune(scenario: str, name: str, over: dict, steps: int | None, args, work: Pa
     return out
 
 
-def final(scenario: str, strategies: tuple[str, ...], args, work: Path) -> dict:
+def final(scenario: str, strategies: tuple[str, ...], args, work: Path, scale: str | None = None) -> dict:
     """The shipped preset (and ``strategies``' own presets) through ``run_comparison`` on SEEDS."""
     t0 = time.perf_counter()
     # The preset's learner as meta-trained by the "preset" candidate (same settings and steps, seed 0) is
     # deployed instead of meta-training it again, at the preset's deployment lr.
-    p = gm.preset(scenario, SCALE[scenario])
+    scale = scale or SCALE[scenario]
+    p = gm.preset(scenario, scale)
     learners = {}
     path = tune_checkpoint(work, scenario, "preset", p.meta.steps)
-    if path.exists():
+    if scale != SCALE[scenario]:  # the tuning ran at SCALE's episodes only
+        path = work / "none"
+    if path.exists() and torch.load(path, weights_only=False)["step"] == p.meta.steps:  # finished
         learner = load_bilevel_learner(path)
         learner.config = dataclasses.replace(learner.config, inner_lr=p.learner_config.inner_lr)
         if learner.config != p.learner_config:
@@ -156,14 +169,14 @@ def final(scenario: str, strategies: tuple[str, ...], args, work: Path) -> dict:
         strategies=strategies,
         learners=learners,
         seeds=SEEDS,
-        scale=SCALE[scenario],
+        scale=scale,
         checkpoint_dir=work,
         root=args.data_root,
         run_cache=work / f"runs_{scenario}",
         progress=False,
         shipped=False,
     )
-    out: dict[str, Any] = {"scale": SCALE[scenario], "seeds": list(SEEDS), "preset": gm.SETTINGS[scenario]}
+    out: dict[str, Any] = {"scale": scale, "seeds": list(SEEDS), "preset": gm.SETTINGS[scenario]}
     for name in strategies:
         runs = [r for r in comp.runs if r.strategy == name]
         finals = [r.final for r in runs]
@@ -175,7 +188,7 @@ def final(scenario: str, strategies: tuple[str, ...], args, work: Path) -> dict:
         }
         print(f"  [final {scenario}] {name}: {out[name]['final']}", flush=True)
     if gm.NAME in strategies:
-        ckpt = path if path.exists() else next(work.glob(f"{scenario}_{gm.NAME}_*.pt"), None)
+        ckpt = path if path.exists() else next(work.glob(f"{scenario}_{gm.NAME}_{scale}_*.pt"), None)
         if ckpt is not None:
             hist = [h["meta_loss"] for h in torch.load(ckpt, weights_only=False)["history"]]
             out[gm.NAME]["meta_loss_by_fifth"] = fifths(hist)
@@ -183,7 +196,7 @@ def final(scenario: str, strategies: tuple[str, ...], args, work: Path) -> dict:
     ref = HERE / "results" / "compare_all.json"  # the complex synapse on the same stream and seeds
     if scenario == "sine" and "ComplexSynapse" not in strategies and ref.exists():
         saved = json.loads(ref.read_text())
-        if saved["config"]["scale"] == SCALE[scenario] and saved["config"]["seeds"] == list(SEEDS):
+        if saved["config"]["scale"] == scale and saved["config"]["seeds"] == list(SEEDS):
             r = saved["results"]["ComplexSynapse"]
             out["ComplexSynapse"] = {
                 "final": {"mean": r["final_mse"], "std": r["final_mse_std"]},
@@ -250,6 +263,10 @@ def main() -> None:
         if f"tune_{scenario}" in skip:
             continue
         for name, over in GRIDS[scenario].items():
+            old = payload.get("runs", {}).get(f"tune_{scenario}", {}).get(name)
+            if old is not None and set(old["validation"]) != {str(lr) for lr in LR_GRID[scenario]}:
+                del payload["runs"][f"tune_{scenario}"][name]  # the lr grid grew: redeploy (meta-training
+                # resumes from its finished checkpoint)
             if wanted(name):
                 record(
                     f"tune_{scenario}",
@@ -263,6 +280,8 @@ def main() -> None:
         for scenario, strategies in (("sine", sine_strategies), ("omniglot", (gm.NAME, "Naive"))):
             if wanted(f"final_{scenario}"):
                 record("final", scenario, lambda sc=scenario, st=strategies: final(sc, st, args, work))
+        if wanted("final_sine_cpu"):  # the cpu scale's preset (same settings, 10 x 40 minibatches), untuned
+            record("final", "sine_cpu", lambda: final("sine", (gm.NAME, "Naive"), args, work, "cpu"))
     write_results(payload, out)
 
 
