@@ -165,7 +165,7 @@ def test_default_command_is_compare(tmp_path, capsys):
         ),
         (
             ["meta-train", "--learner", "MetaPlasticityRule"],
-            "learner must be one of ['FLP', 'OML', 'ComplexSynapse'] on sine",
+            "learner must be one of ['FLP', 'OML', 'ComplexSynapse', 'GainModulation'] on sine",
         ),
         (["compare", "--scale", "paper", "--strategies", "ComplexSynapse"], "no preset at scale 'paper'"),
         (
