@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--train-per-experience", type=int, default=None, help="default: every training image")
     p.add_argument("--epochs", type=int, default=1, help="the standard regime's passes per experience")
+    p.add_argument("--mem-size", type=int, default=500, help="Replay's buffer (the issue's Replay (500))")
     p.add_argument("--data-root", default=None)
     p.add_argument("--checkpoint-dir", default=str(HERE / "checkpoints"))
     p.add_argument("--work", default=str(HERE / "work" / "standard_benchmarks"), help="per-run cache")
@@ -155,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             *(b for b in BASELINES if b not in default_strategies(scenario)),
         ]
         stream = StreamConfig(
-            setting=setting, regime=regime, epochs=args.epochs, train_per_experience=args.train_per_experience
+            setting=setting,
+            regime=regime,
+            epochs=args.epochs,
+            train_per_experience=args.train_per_experience,
+            mem_size=args.mem_size,
         )
         t0 = time.perf_counter()
         comparison = run_comparison(

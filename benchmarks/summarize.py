@@ -27,6 +27,9 @@ COMMANDS = {
     "distributed": "python benchmarks/distributed.py --repeats 3 --data-root ../shared/data",
     "plasticity_rules": "AVP_DATA_DIR=../shared/data python benchmarks/plasticity_rules.py",
     "contrastive": "OMP_NUM_THREADS=1 python benchmarks/contrastive.py --data-root ../shared/data",
+    "standard_benchmarks": "python benchmarks/standard_benchmarks.py --sections split_mnist/class/online "
+    "--strategies FLP Naive EWC SI LwF Replay Joint --seeds 0 1 2 3 4 --train-per-experience 1000 "
+    "--data-root ../shared/data; python benchmarks/standard_benchmarks.py --step-overhead",
 }
 # BioTorch's LeNet test errors (%), the issue's floor for feedback alignment's gap to backprop.
 BIOTORCH_FA_GAP = {"mnist": 1.7 - 0.91, "fashion_mnist": 13.06 - 9.2}
@@ -543,6 +546,42 @@ def contrastive(d: dict) -> list[str]:
 
 
 # (results file, section title, formatter), in the order of RESULTS.md
+def standard_benchmarks(d: dict) -> list[str]:
+    """One table per ``<scenario>/<setting>/<regime>`` section: accuracy, forgetting and BWT (percent,
+    mean ± std over seeds), diverged runs; then the online step's overhead."""
+    out = []
+    for section, table in d.get("results", {}).items():
+        cfg = d.get("config", {}).get(section, {})
+        stream = cfg.get("stream", {})
+        per = stream.get("train_per_experience")
+        out += [
+            f"**{section}** ({len(cfg.get('seeds', []))} seeds; "
+            f"{'every training image' if per is None else f'{per} training images per experience'}; "
+            f"Replay buffer {stream.get('mem_size')}): final accuracy on the test images of all classes "
+            "seen, average forgetting and BWT, in percent.",
+            "",
+            "| strategy | accuracy | forgetting | BWT | diverged runs |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in table.items():
+            cells = [
+                _pm({k: v for k, v in r[key].items() if k != "runs"})
+                for key in ("accuracy", "forgetting", "bwt")
+            ]
+            if r["diverged_runs"] == len(r["accuracy"]["runs"]):
+                cells = ["diverged"] * 3
+            out.append(f"| {name} | {' | '.join(cells)} | {r['diverged_runs']} |")
+        out.append("")
+    so = d.get("step_overhead")
+    if so:
+        out.append(
+            f"Online FLP step through the Avalanche strategy: {so['strategy_ms']:.2f} ms against "
+            f"{so['learn_ms']:.2f} ms for `PlasticModel.learn` alone (`step_overhead` {so['ratio']:.2f}x, "
+            f"{so['steps']} SplitMNIST steps; {so['machine']})."
+        )
+    return out
+
+
 SECTIONS = (
     ("continual_omniglot", "Continual Omniglot (OML protocol)", omniglot),
     ("continual_sine", "Continual sine regression", sine),
@@ -561,6 +600,7 @@ SECTIONS = (
         plasticity_rules,
     ),
     ("contrastive", "The contrastive meta-learning rule (issue #4)", contrastive),
+    ("standard_benchmarks", "Standard continual-learning benchmarks (issue #15)", standard_benchmarks),
 )
 
 
