@@ -10,7 +10,7 @@ import pytest
 
 from avalanche_plasticity import pretrained, registry
 from avalanche_plasticity.cli import main
-from avalanche_plasticity.configs import configure, presets
+from avalanche_plasticity.configs import configure, default_scale, default_strategies, presets
 from avalanche_plasticity.experiments import build_learner
 from avalanche_plasticity.meta_learning import save_learner
 
@@ -21,6 +21,15 @@ TINY = [
     "--set", "FLP.layer_sizes=4,16,16,1", "--set", "FLP.meta_batch_size=2", "--set", "FLP.steps=2",
 ]  # fmt: skip
 SHIPPED = pretrained.available()
+
+
+def test_the_default_compare_learners_are_shipped():
+    scenario = registry.default_scenario()
+    scale = default_scale(scenario)
+    learners = [n for n in default_strategies(scenario, scale) if n in presets(scenario, scale)]
+    assert learners == ["FLP", "OML"] and scale == "cpu"
+    missing = [n for n in learners if pretrained.key(n, scenario, scale) not in SHIPPED]
+    assert not missing, f"not shipped: {missing} (make them with scripts/make_pretrained.py)"
 
 
 @pytest.mark.parametrize("key", SHIPPED)
