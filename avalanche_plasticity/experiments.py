@@ -130,7 +130,7 @@ def meta_trained(
     """Meta-train preset ``name`` on ``scenario`` (resuming from ``checkpoint_dir`` if a run was cut
     short) and return the learner. A finished checkpoint is simply loaded.
 
-    :param scale: preset scale (default: ``quick`` for sine, ``cpu`` for Omniglot).
+    :param scale: preset scale (default: the scenario's ``default_scale``, ``cpu`` for every built-in one).
     :param steps: override the preset's number of meta-updates (the checkpoint name then says so).
     :param preset: an already configured preset (e.g. with overrides) instead of the named one.
     :param checkpoint: the checkpoint file (default: ``checkpoint_dir/`` + :func:`checkpoint_name`).
@@ -390,7 +390,7 @@ def run_comparison(
         MetaPlasticityRule and FeedbackAlignment need a classification stream. ``"<base>+<rule>"``
         (e.g. ``"Naive+sa"``) adds an SGD strategy trained with a credit-assignment rule
         (:func:`.configs.split_strategy`).
-    :param scale: preset scale (default: ``quick`` for sine, ``cpu`` for Omniglot).
+    :param scale: preset scale (default: the scenario's ``default_scale``, ``cpu`` for every built-in one).
     :param overrides: ``key=value`` settings (see :func:`apply_overrides`), for the learners' presets and
         the stream (``stream.*``).
     :param stream: the stream settings before overrides (default: :class:`StreamConfig`).

@@ -13,7 +13,8 @@ from ..tasks import SineTaskSource
 
 NAME = "sine"
 
-# The ``quick`` scale's episodes (the no-argument ``compare``): 10 functions x 10 minibatches of 8.
+# The ``quick`` scale's episodes (FLP's first curriculum stage at ``cpu``): 10 functions x 10 minibatches
+# of 8.
 QUICK_SOURCE = dict(functions_per_episode=10, batches_per_function=10, batch_size=8, query_per_function=32)
 
 
