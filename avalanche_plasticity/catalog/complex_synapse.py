@@ -114,19 +114,24 @@ def _strategy(ctx: StrategyContext) -> Any:
     )  # SGD on the inner loss
 
 
-SPEC = register_learner(
-    LearnerSpec(
-        name=NAME,
-        config_class=ComplexSynapseConfig,
-        learner_class=ComplexSynapseLearner,
-        presets=preset,
-        # the seed draws the initial omega, as FLP's and OML's weights
-        build=lambda p, seed: ComplexSynapseLearner(dataclasses.replace(p.learner_config, seed=seed)),
+def bilevel_learner_spec(
+    name: str, config_class: type, learner_class: type, presets: Any, make: Any
+) -> LearnerSpec:
+    """The registry entry of a learner of the contrastive rule (:mod:`avalanche_plasticity.contrastive`):
+    meta-trained in one CPU process by :func:`meta_train_bilevel` (contrastive or unrolled estimate),
+    opt-in in ``compare``, deployed by SGD at its ``inner_lr``, its network's input and head sizes
+    following its episodes. ``build`` draws the initial meta-parameters from the seed."""
+    return LearnerSpec(
+        name=name,
+        config_class=config_class,
+        learner_class=learner_class,
+        presets=presets,
+        build=lambda p, seed: learner_class(dataclasses.replace(p.learner_config, seed=seed)),
         meta_train=lambda learner, source, meta, world=None, **common: meta_train_bilevel(
             learner, source, meta, **common
         ),
         load=load_bilevel_learner,
-        make=_strategy,
+        make=make,
         deploy_lr=lambda learner: learner.config.inner_lr,
         distributed=False,
         cpu_only=True,
@@ -135,4 +140,8 @@ SPEC = register_learner(
         meta_config_from_dict=bilevel_config_from_dict,
         resize_config=resize_config,
     )
+
+
+SPEC = register_learner(
+    bilevel_learner_spec(NAME, ComplexSynapseConfig, ComplexSynapseLearner, preset, _strategy)
 )

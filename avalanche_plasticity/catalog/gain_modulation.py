@@ -6,7 +6,6 @@ loss plus the pull of the fast weights toward their meta-learned initial values)
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ..contrastive import (
@@ -15,17 +14,14 @@ from ..contrastive import (
     GainModulationConfig,
     GainModulationLearner,
     SolverConfig,
-    load_bilevel_learner,
-    meta_train_bilevel,
 )
-from ..contrastive.meta_training import bilevel_config_from_dict
 from ..presets import Preset
-from ..registry import LearnerSpec, StrategyContext, register_learner
+from ..registry import StrategyContext, register_learner
 from . import oml, sine
 
 # The network spec follows the episodes and the head resizes exactly as the complex synapse's (the same
 # ``network`` dict: an MLP's sizes, or a conv net's image size and outputs).
-from .complex_synapse import follow_source, resize_config
+from .complex_synapse import bilevel_learner_spec
 
 NAME = "GainModulation"
 
@@ -132,25 +128,7 @@ def _strategy(ctx: StrategyContext) -> Any:
     )  # SGD of the gains, shifts and readout on the inner loss
 
 
+# the seed draws the initial body and readout, as the complex synapse's omega
 SPEC = register_learner(
-    LearnerSpec(
-        name=NAME,
-        config_class=GainModulationConfig,
-        learner_class=GainModulationLearner,
-        presets=preset,
-        # the seed draws the initial body and readout, as the complex synapse's omega
-        build=lambda p, seed: GainModulationLearner(dataclasses.replace(p.learner_config, seed=seed)),
-        meta_train=lambda learner, source, meta, world=None, **common: meta_train_bilevel(
-            learner, source, meta, **common
-        ),
-        load=load_bilevel_learner,
-        make=_strategy,
-        deploy_lr=lambda learner: learner.config.inner_lr,
-        distributed=False,
-        cpu_only=True,
-        opt_in=True,
-        follow_source=follow_source,
-        meta_config_from_dict=bilevel_config_from_dict,
-        resize_config=resize_config,
-    )
+    bilevel_learner_spec(NAME, GainModulationConfig, GainModulationLearner, preset, _strategy)
 )
