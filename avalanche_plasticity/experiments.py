@@ -242,7 +242,7 @@ def make_strategy(
     :param architecture: the learner config of the preset a strategy's ``architecture_from`` names
         (FeedbackAlignment: the plasticity rule's network; default: the paper's on 28x28 images).
     :param settings: further strategy settings (``si_lambda``, ``lwf_alpha``, ``lwf_temperature``; see
-        :class:`.configs.StreamConfig`); ``ewc_lambda`` and ``mem_size`` join them.
+        :class:`.configs.StreamConfig`); ``ewc_lambda`` and ``mem_size`` join them unless they name them.
     :raises ValueError: an unknown strategy, or one that does not run on ``task``.
     """
     from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
@@ -281,11 +281,9 @@ def make_strategy(
         lr=lr,
         seed=seed,
         common=common,
-        ewc_lambda=ewc_lambda,
-        mem_size=mem_size,
         num_classes=num_classes,
         architecture=architecture,
-        settings={**(settings or {}), "ewc_lambda": ewc_lambda, "mem_size": mem_size},
+        settings={"ewc_lambda": ewc_lambda, "mem_size": mem_size, **(settings or {})},
     )
     return spec.make(ctx)
 
@@ -502,6 +500,11 @@ def run_comparison(
         if deploy_lr is not None and n not in stream.lr:
             lr[n] = deploy_lr(learner)
     ewc_lambda = spec.ewc_lambda if stream.ewc_lambda is None else stream.ewc_lambda
+    # the strategies' own settings, each run recording those its strategy reads
+    strategy_settings = {
+        k: getattr(stream, k) for k in ("mem_size", "si_lambda", "lwf_alpha", "lwf_temperature")
+    }
+    strategy_settings["ewc_lambda"] = ewc_lambda
     task, metric = spec.task, spec.metric_key
     mb = spec.train_mb_size(stream, ref.source)
     epochs = spec.train_epochs(stream)
@@ -522,9 +525,10 @@ def run_comparison(
             "scale": scale,
             "stream": settings,
             "lr": lr.get(name, lr.get(base)) if entries[name].has_lr else None,
-            "ewc_lambda": ewc_lambda if "ewc_lambda" in entries[name].settings else None,
-            "mem_size": stream.mem_size if "mem_size" in entries[name].settings else None,
-            **{k: getattr(stream, k) for k in entries[name].settings if k not in ("ewc_lambda", "mem_size")},
+            # ewc_lambda and mem_size always have a key (None when unread), as in earlier run caches
+            "ewc_lambda": None,
+            "mem_size": None,
+            **{k: strategy_settings[k] for k in entries[name].settings},
             "train_mb_size": mb,
             "train_epochs": epochs,
             "eval_points": list(marks) if marks else None,
@@ -559,9 +563,7 @@ def run_comparison(
             learner_config=arch,
             task=task,
             lr=lr.get(name, lr.get(base)),
-            ewc_lambda=ewc_lambda,
-            mem_size=stream.mem_size,
-            settings={k: getattr(stream, k) for k in ("si_lambda", "lwf_alpha", "lwf_temperature")},
+            settings=strategy_settings,
             train_mb_size=mb,
             seed=seed,
             loggers=loggers,

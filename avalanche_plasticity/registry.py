@@ -56,8 +56,6 @@ class StrategyContext:
     lr: float | None
     seed: int
     common: dict[str, Any]
-    ewc_lambda: float = 100.0
-    mem_size: int = 200
     num_classes: int | None = None
     architecture: Any = None
     settings: dict[str, Any] = field(default_factory=dict)

@@ -497,5 +497,5 @@ class LocalRuleTemplate(OnlineLearnerTemplate):
         """No backward pass: the rule is local."""
 
     def optimizer_step(self) -> None:
-        """One online update of the rule on the current minibatch."""
-        self.model.learn(self.mb_x, self.mb_y)
+        """One online update of the rule on the current minibatch (checked by :meth:`forward`)."""
+        self.model.learn(self.mb_x, self.mb_y, checked=True)

@@ -41,13 +41,13 @@ def _naive(ctx: StrategyContext) -> Any:
 def _ewc(ctx: StrategyContext) -> Any:
     from avalanche.training import EWC
 
-    return EWC(**sgd_parts(ctx), ewc_lambda=ctx.ewc_lambda)
+    return EWC(**sgd_parts(ctx), ewc_lambda=ctx.settings["ewc_lambda"])
 
 
 def _replay(ctx: StrategyContext) -> Any:
     from avalanche.training import Replay
 
-    return Replay(**sgd_parts(ctx), mem_size=ctx.mem_size)
+    return Replay(**sgd_parts(ctx), mem_size=ctx.settings["mem_size"])
 
 
 def _si(ctx: StrategyContext) -> Any:
