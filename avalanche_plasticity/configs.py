@@ -125,6 +125,10 @@ class StreamConfig:
     :param epochs: the standard regime's passes over each experience.
     :param train_per_experience: MNIST-family streams: random training images kept per experience (None:
         all of them; the test streams keep every test image).
+    :param readout: the output rule of the learners that offer a choice (FLP): ``"rule"`` (the meta-learned
+        rule), ``"prototype"`` (class means read out by nearest mean, :mod:`avalanche_plasticity.prototypes`),
+        or None: the scenario's default (``prototype`` on the MNIST-family class-incremental streams, ``rule``
+        elsewhere).
     """
 
     num_classes: int = 50
@@ -141,6 +145,7 @@ class StreamConfig:
     batch_size: int = 32
     epochs: int = 1
     train_per_experience: int | None = None
+    readout: Literal["rule", "prototype"] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_classes, int) or not 1 <= self.num_classes <= 659:
@@ -187,6 +192,8 @@ class StreamConfig:
         t = self.train_per_experience
         if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 1):
             raise ValueError(f"train_per_experience must be None or a positive int, got {t!r}")
+        if self.readout not in (None, "rule", "prototype"):
+            raise ValueError(f"readout must be None, 'rule' or 'prototype', got {self.readout!r}")
 
 
 # ---------------------------------------------------------------------------------------------------

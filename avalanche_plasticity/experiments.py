@@ -265,7 +265,9 @@ def make_strategy(
         metrics = [*mse_metrics(experience=True, stream=True)]
     else:
         metrics = [accuracy_metrics(experience=True, stream=True), forgetting_metrics(stream=True)]
-    evaluator = EvaluationPlugin(*metrics, loss_metrics(stream=True), loggers=loggers or [])
+    with warnings.catch_warnings():  # a run without loggers is deliberate here (metrics are read back)
+        warnings.filterwarnings("ignore", message="No loggers specified", category=UserWarning)
+        evaluator = EvaluationPlugin(*metrics, loss_metrics(stream=True), loggers=loggers or [])
     common = dict(
         train_mb_size=train_mb_size,
         train_epochs=train_epochs,
@@ -505,6 +507,7 @@ def run_comparison(
         k: getattr(stream, k) for k in ("mem_size", "si_lambda", "lwf_alpha", "lwf_temperature")
     }
     strategy_settings["ewc_lambda"] = ewc_lambda
+    strategy_settings["readout"] = spec.readout(stream) if stream.readout is None else stream.readout
     task, metric = spec.task, spec.metric_key
     mb = spec.train_mb_size(stream, ref.source)
     epochs = spec.train_epochs(stream)

@@ -47,7 +47,7 @@ class StrategyContext:
     :param num_classes: the stream's classes (classification), for strategies that size a head.
     :param architecture: :attr:`StrategySpec.architecture_from`'s learner config, when named.
     :param settings: the stream's strategy settings (``ewc_lambda``, ``mem_size``, ``si_lambda``,
-        ``lwf_alpha``, ``lwf_temperature``).
+        ``lwf_alpha``, ``lwf_temperature``, ``readout``).
     """
 
     learner: Any
@@ -196,6 +196,8 @@ class ScenarioSpec:
     :param presets_from: the scenario whose presets its learners use (meta-training happens there).
     :param size_heads: deploy learners (and build baselines) with a head of ``num_classes(stream)`` units,
         keeping the first units of a larger meta-trained head (transfer to a stream with fewer classes).
+    :param readout: ``stream_config -> readout`` the learners that offer a choice use when
+        ``stream.readout`` is None (``"rule"`` or ``"prototype"``).
     """
 
     name: str
@@ -222,6 +224,7 @@ class ScenarioSpec:
     stream_fix: str = "the same settings for all"
     presets_from: str | None = None
     size_heads: bool = False
+    readout: Callable[[StreamConfig], str] = lambda stream: "rule"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -2,7 +2,7 @@
 
 from .alignment import AlignmentPlugin, GradientAngle, NormRatio, WeightAngle, alignment_metrics
 from .contrastive import ComplexSynapse, GainModulation
-from .flp import FLP
+from .flp import FLP, PrototypeReadoutModel
 from .oml import OML, OMLModel
 from .online import PlasticModel
 from .plasticity_rules import FeedbackAlignment, MetaPlasticityRule
@@ -19,6 +19,7 @@ __all__ = [
     "NormRatio",
     "OMLModel",
     "PlasticModel",
+    "PrototypeReadoutModel",
     "WeightAngle",
     "alignment_metrics",
 ]

@@ -394,8 +394,9 @@ class OnlineLearnerTemplate(SupervisedTemplate):
         """Raise ``ValueError`` for a minibatch the learner cannot take (wrong shape, NaN/inf, labels
         beyond the head), naming the phase and the experience."""
         learner = self.model.learner
+        outputs = getattr(self.model, "num_outputs", learner.num_outputs)  # a readout may have its own
         try:
-            check_inputs(self.mb_x, learner.input_shape, self.mb_y, learner.num_outputs, self.task)
+            check_inputs(self.mb_x, learner.input_shape, self.mb_y, outputs, self.task)
         except ValueError as e:
             phase = "training" if self.is_training else "evaluation"
             where = f"{type(self).__name__}, {phase} experience {self.experience.current_experience}"

@@ -25,7 +25,9 @@ class CountSteps(SupervisedPlugin):
 
 def _run(plugins):
     bm = IncrementalSine(num_functions=3, batches_per_function=5, batch_size=4, seed=0)
-    learner = FLPLearner(FLPConfig(layer_sizes=(4, 16, 1), init_plasticity=1e-3, linear_feedback=True), seed=0)
+    learner = FLPLearner(
+        FLPConfig(layer_sizes=(4, 16, 1), init_plasticity=1e-3, linear_feedback=True), seed=0
+    )
     evaluator = EvaluationPlugin(loss_metrics(stream=True), loggers=[])  # evaluation metrics only
     strategy = FLP(learner=learner, train_mb_size=4, plugins=plugins, seed=0, evaluator=evaluator)
     for exp in bm.train_stream:

@@ -70,7 +70,9 @@ def preset(scenario: str, scale: str) -> Preset | None:
 def _strategy(ctx: StrategyContext) -> Any:
     from avalanche_plasticity.strategies import FLP
 
-    return FLP(learner=ctx.learner, seed=ctx.seed, **ctx.common)
+    readout = ctx.settings.get("readout", "rule")
+    classes = {"num_classes": ctx.num_classes} if readout == "prototype" else {}
+    return FLP(learner=ctx.learner, seed=ctx.seed, readout=readout, **classes, **ctx.common)
 
 
 SPEC = register_learner(
@@ -86,5 +88,6 @@ SPEC = register_learner(
         has_lr=False,  # the plasticity rates are meta-learned
         resize_config=lambda c, k: dataclasses.replace(c, layer_sizes=(*c.layer_sizes[:-1], k)),
         meta_gradients=("stored", "memory_lean"),
+        settings=("readout",),
     )
 )

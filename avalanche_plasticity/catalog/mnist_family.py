@@ -76,10 +76,12 @@ def _register(name: str, dataset: str, kind: str, experiences: int, what: str) -
             train_epochs=lambda stream: 1 if stream.regime == "online" else stream.epochs,
             num_classes=num_classes,
             check_preset=_check_preset,
-            stream_options=("setting", "regime", "batch_size", "epochs", "train_per_experience"),
+            stream_options=("setting", "regime", "batch_size", "epochs", "train_per_experience", "readout"),
             stream_fix="the same image size for all",
             presets_from=omniglot.NAME,
             size_heads=True,
+            # class-incremental: a readout that keeps every class's prototype (FLP's rule readout forgets)
+            readout=lambda stream: "prototype" if stream.setting == "class" else "rule",
         )
     )
 
