@@ -127,8 +127,8 @@ class StreamConfig:
         all of them; the test streams keep every test image).
     :param readout: the output rule of the learners that offer a choice (FLP): ``"rule"`` (the meta-learned
         rule), ``"prototype"`` (class means read out by nearest mean, :mod:`avalanche_plasticity.prototypes`),
-        or None: the scenario's default (``prototype`` on the MNIST-family class-incremental streams, ``rule``
-        elsewhere).
+        or None: the scenario's default (``prototype`` on the class-incremental streams: Omniglot and the
+        MNIST family's ``class`` setting; ``rule`` elsewhere).
     """
 
     num_classes: int = 50

@@ -206,8 +206,18 @@ class FLPLearner(nn.Module):
             [nn.Parameter(kaiming_linear(sizes[l + 1], sizes[l], g)) for l in range(L)]
         )
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(sizes[l + 1])) for l in range(L)])
+        # A classifier's output target is the label: its output layer has no feedback weights (an empty
+        # (n_L, 0) tensor; drawn last, so the other layers' draws are the same either way).
+        classification = config.task == "classification"
         self.feedback_weights = nn.ParameterList(
-            [nn.Parameter(kaiming_linear(sizes[l + 1], n_fb, g)) for l in range(L)]
+            [
+                nn.Parameter(
+                    torch.zeros(sizes[l + 1], 0)
+                    if classification and l == L - 1
+                    else kaiming_linear(sizes[l + 1], n_fb, g)
+                )
+                for l in range(L)
+            ]
         )
         self.feedback_biases = nn.ParameterList([nn.Parameter(torch.zeros(sizes[l + 1])) for l in range(L)])
         shapes = {

@@ -19,6 +19,7 @@ remakes it), and meta-training resumes from its checkpoint.
 
     python scripts/make_pretrained.py                               # sine: FLP and OML at cpu
     python scripts/make_pretrained.py --targets OML/omniglot/cpu --checkpoint-dir benchmarks/checkpoints
+    python scripts/make_pretrained.py --omniglot --checkpoint-dir benchmarks/checkpoints   # + Omniglot's
 """
 
 from __future__ import annotations
@@ -37,12 +38,16 @@ from avalanche_plasticity.configs import default_scale, default_strategies, pres
 from avalanche_plasticity.experiments import checkpoint_name, load_trained, meta_train_parallel, meta_trained
 
 MAX_BYTES = 2 * 1024 * 1024
-CHECK_STREAMS = {"sine": {"batches_per_function": 10}}  # the short stream of each scenario's check figure
+CHECK_STREAMS = {
+    "sine": {"batches_per_function": 10},
+    "omniglot": {"num_classes": 10},
+}  # the short stream of each scenario's check figure
 
 
-def default_targets() -> list[str]:
-    """The learners that the no-argument ``compare`` deploys: ``<learner>/<scenario>/<scale>``."""
-    scenario = registry.default_scenario()
+def default_targets(scenario: str | None = None) -> list[str]:
+    """The learners that ``compare`` deploys by default on ``scenario`` (default: the no-argument
+    ``compare``'s): ``<learner>/<scenario>/<scale>``."""
+    scenario = scenario or registry.default_scenario()
     scale = default_scale(scenario)
     shipped = presets(scenario, scale)
     return [pretrained.key(n, scenario, scale) for n in default_strategies(scenario, scale) if n in shipped]
@@ -78,10 +83,10 @@ def make(target: str, args: argparse.Namespace, folder: Path) -> dict:
     if size > MAX_BYTES:
         sys.exit(f"{folder / file} is {size} bytes, over the {MAX_BYTES} allowed")
     learner = load_trained(folder / file)
-    figure = pretrained.measure_figure(name, scenario, scale, learner)
+    figure = pretrained.measure_figure(name, scenario, scale, learner, root=args.data_root)
     check = CHECK_STREAMS.get(scenario)
     if check is not None:
-        short = pretrained.measure_figure(name, scenario, scale, learner, stream=check)
+        short = pretrained.measure_figure(name, scenario, scale, learner, stream=check, root=args.data_root)
         figure["check"] = {"stream_settings": check, "value": short["value"], "stream": short["stream"]}
     return {
         "file": file,
@@ -106,10 +111,17 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="meta-train this many targets side by side")
     p.add_argument("--data-root", default=None)
     p.add_argument("--force", action="store_true", help="remake targets whose entry is current")
+    p.add_argument(
+        "--omniglot",
+        action="store_true",
+        help="also the learners compare deploys by default on Omniglot (and the MNIST-family streams)",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     folder = Path(args.folder)
     targets = args.targets or default_targets()
+    if args.omniglot:
+        targets = [*targets, *(t for t in default_targets("omniglot") if t not in targets)]
     todo = [t for t in targets if args.force or not is_current(*t.split("/"), folder)]
     for t in sorted(set(targets) - set(todo)):
         print(f"{t}: current, skipped")

@@ -33,8 +33,9 @@ def test_the_default_compare_learners_are_shipped():
 
 
 @pytest.mark.parametrize("key", SHIPPED)
-def test_a_shipped_learner_loads_matches_its_preset_and_reproduces_its_figure(key):
+def test_a_shipped_learner_loads_matches_its_preset_and_reproduces_its_figure(key, request):
     name, scenario, scale = key.split("/")
+    root = request.getfixturevalue("omniglot_root") if registry.scenario_spec(scenario).data_backed else None
     entry = pretrained.manifest()[key]
     assert set(entry) >= {"file", "sha256", "config_digest", "command", "figure"}
     path = pretrained.FOLDER / entry["file"]
@@ -50,7 +51,9 @@ def test_a_shipped_learner_loads_matches_its_preset_and_reproduces_its_figure(ke
     changed, _ = configure(scenario, scale, {f"{name}.meta.default_lr": "0.5"})  # as --set would
     assert pretrained.shipped_learner(scenario, scale, changed[name]) is None
     check = entry["figure"]["check"]  # the recorded figure on a short stream, seed 0
-    figure = pretrained.measure_figure(name, scenario, scale, learner, stream=check["stream_settings"])
+    figure = pretrained.measure_figure(
+        name, scenario, scale, learner, stream=check["stream_settings"], root=root
+    )
     assert figure["stream"] == check["stream"]
     assert figure["value"] == pytest.approx(check["value"], rel=1e-4, abs=1e-6)
 

@@ -170,7 +170,7 @@ def test_cli_and_runner_name_no_learner_or_scenario():
     [
         (
             ["--scenario", "omniglot", "--set", "FLP.source.num_units=10"],
-            "FLP: its head has 200 output units but its episodes' source.num_units is 10; they must agree",
+            "FLP: its head has 1000 output units but its episodes' source.num_units is 10; they must agree",
         ),
         (["--set", "source.batch_size=-1"], "FLP.source.batch_size must be a count >= 1, got -1"),
         (["--set", "OML.source.functions_per_episode=0"], "OML.source.functions_per_episode must be a count"),

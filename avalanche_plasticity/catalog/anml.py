@@ -25,7 +25,7 @@ DEPLOY_LR = 1e-3
 
 def preset(scenario: str, scale: str) -> Preset | None:
     """ANML's preset on Omniglot. ``cpu``: 28x28, NM 3 conv blocks of 16 channels, PN 3 of 32 (288
-    features), the scenario's 200-unit head learned in the inner loop at 0.1 from zero, 1,500
+    features), the scenario's 1,000-unit head learned in the inner loop at 0.1 from zero, 1,500
     meta-updates of 4 episodes of the scenario's 10-way continual episodes, Adam 1e-3. ``paper``: 84x84,
     4 blocks (pool after the last: 3x3 maps), NM 112 and PN 256 channels (2,304 features), 1,000 units, the
     whole PN plastic as in the authors' code, 20,000 meta-updates of one 5-way episode."""

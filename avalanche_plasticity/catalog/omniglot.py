@@ -19,11 +19,12 @@ def shared(scale: str) -> dict[str, Any]:
     """What FLP and OML share on Omniglot at ``scale``: the conv ``trunk``, its feature width ``feat``,
     the ``hidden`` width, the head's ``units``, meta-``steps``, meta-batch ``mb`` and the episode
     ``source``. ``cpu``: 28x28, 4 stride-2 conv layers of 32 channels, 10-way 5-shot continual episodes, a
-    200-unit head; ``paper``: 84x84, FLP's 6-layer conv trunk (strides 2,1,2,1,2,2), 128 channels, a
+    1000-unit head; ``paper``: 84x84, FLP's 6-layer conv trunk (strides 2,1,2,1,2,2), 128 channels, a
     1000-unit head, 5-way episodes."""
     if scale == "cpu":
         trunk = dict(channels=32, strides=(2, 2, 2, 2), image_size=28)
-        feat, hidden, units, steps, mb, ways = 32 * 2 * 2, 128, 200, 1500, 8, 10
+        # 1,000 head units (as the paper scale): a stream may run to every one of the 659 evaluation classes
+        feat, hidden, units, steps, mb, ways = 32 * 2 * 2, 128, 1000, 1500, 8, 10
     elif scale == "paper":
         trunk = dict(channels=128, strides=(2, 1, 2, 1, 2, 2), image_size=84)
         feat, hidden, units, steps, mb, ways = 128 * 3 * 3, 128, 1000, 40000, 16, 5
@@ -125,7 +126,9 @@ SCENARIO = register_scenario(
         ewc_lambda=100.0,
         eval_points=_eval_points,
         check_preset=check_image_preset,
-        stream_options=("num_classes",),
+        stream_options=("num_classes", "readout"),
         stream_fix="the same source.image_size for all",
+        # one class per experience: FLP keeps every class's prototype (its rule readout forgets)
+        readout=lambda stream: "prototype",
     )
 )

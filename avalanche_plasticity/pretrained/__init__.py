@@ -171,11 +171,17 @@ def slim_copy(checkpoint: str | Path, out: str | Path, **metadata: Any) -> None:
 
 
 def measure_figure(
-    learner: str, scenario: str, scale: str, model: Any, stream: dict[str, Any] | None = None
+    learner: str,
+    scenario: str,
+    scale: str,
+    model: Any,
+    stream: dict[str, Any] | None = None,
+    root: str | Path | None = None,
 ) -> dict[str, Any]:
     """A shipped learner's figure: ``model`` deployed as ``compare`` deploys it, on the scenario's default
     stream (or with the :class:`.configs.StreamConfig` settings ``stream``), seed 0:
-    ``{"metric": "final_<metric>", "value", "stream_seed", "stream"}``."""
+    ``{"metric": "final_<metric>", "value", "stream_seed", "stream"}``. ``root``: the data root of a
+    scenario read from files (default ``$AVP_DATA_DIR``)."""
     from ..configs import StreamConfig
     from ..experiments import run_comparison
     from ..registry import scenario_spec
@@ -188,6 +194,7 @@ def measure_figure(
         learners={learner: model},
         progress=False,
         shipped=False,
+        root=root,
     )
     run = comparison.runs[0]
     return {
