@@ -325,7 +325,7 @@ def run_stream_matrix(
         bar.update(1)
         if i + 1 in points:
             res = strategy.eval(benchmark.test_stream[: i + 1])
-            curve[i + 1] = float(res[f"{metric}/eval_phase/test_stream"])
+            curve[i + 1] = _stream_value(res, f"{metric}/eval_phase/test_stream")
             prefix = f"{exp_metric}/eval_phase/test_stream/"
             row = {}
             for key, value in res.items():
@@ -334,6 +334,17 @@ def run_stream_matrix(
             matrix[i + 1] = dict(sorted(row.items()))
     bar.close()
     return curve, matrix
+
+
+def _stream_value(results: Mapping[str, Any], key: str) -> float:
+    """The stream metric ``key`` of an ``eval`` result; a benchmark whose samples carry task labels (e.g.
+    Avalanche's ``nc_benchmark``) reports it per task (``<key>/Task000``): the mean over its tasks."""
+    if key in results:
+        return float(results[key])
+    per_task = [float(v) for k, v in results.items() if k.startswith(key + "/Task")]
+    if not per_task:
+        raise KeyError(f"{key} not in the evaluation results {sorted(results)}")
+    return sum(per_task) / len(per_task)
 
 
 def run_stream(
@@ -382,6 +393,7 @@ def run_comparison(
     on_run: Callable[[RunResult, list, Any], None] | None = None,
     meta_jobs: int = 1,
     shipped: bool = True,
+    benchmark: Any = None,
 ) -> Comparison:
     """Meta-train the learners among ``strategies`` (FLP, OML and, on Omniglot, the plasticity rule;
     resumable checkpoints), then run ``strategies`` on the same stream for every seed in ``seeds``.
@@ -406,8 +418,16 @@ def run_comparison(
         after the other here).
     :param shipped: deploy the learners shipped with the package (:mod:`.pretrained`) whose preset matches
         (same config digest, meta seed 0) instead of meta-training them; False: meta-train.
+    :param benchmark: any Avalanche benchmark (e.g. one built with ``nc_benchmark``) to run instead of the
+        scenario's own stream, the same for every seed (the seeds then vary data order and the baselines'
+        init). ``scenario`` (default ``split_mnist``: the Omniglot-meta-trained learners at 28x28) gives the
+        presets and settings; heads are sized to the benchmark's classes. Its runs are not cached.
+    :raises ValueError: the benchmark's inputs do not have the learners' input shape (naming both), before
+        any meta-training or training.
     """
     t0 = time.perf_counter()
+    if benchmark is not None and scenario is None:
+        scenario = "split_mnist"
     scenario = scenario or registry.default_scenario()
     spec = registry.scenario_spec(scenario)
     scale = scale or spec.default_scale
@@ -455,6 +475,10 @@ def run_comparison(
         raise ValueError(
             f"the strategies would run on different {scenario} streams {shapes}; set {spec.stream_fix}"
         )
+    user_classes = None
+    if benchmark is not None:  # before any work: its inputs must fit the learners
+        user_classes = _check_benchmark(benchmark, build_learner(ref, 0).input_shape, spec.task)
+        run_cache = None
     todo = [n for n in learner_presets if n in strategies and n not in learners]
     used: dict[str, str] = {}
     if shipped:  # a learner shipped for exactly this preset is loaded (hash checked), not meta-trained
@@ -489,7 +513,10 @@ def run_comparison(
     for n in todo:  # loads the checkpoints finished above, or meta-trains here
         learners[n] = meta_trained(**jobs[n])
     head = spec.num_classes(stream) if spec.num_classes is not None else stream.num_classes
-    if spec.size_heads and spec.task == "classification":  # transfer: heads sized to the stream's classes
+    head = user_classes if user_classes is not None else head
+    if (
+        spec.size_heads or benchmark is not None
+    ) and spec.task == "classification":  # transfer: heads sized to the stream's classes
         for n, learner in learners.items():
             entry = registry.learner_spec(n)
             if entry.resize_config is not None:
@@ -521,6 +548,8 @@ def run_comparison(
         learner = learners.get(name)
         source = learner_presets[name].source if name in learner_presets else ref.source
         settings = _stream_settings(scenario, stream, learner.config if learner is not None else arch, source)
+        if benchmark is not None:
+            settings = _benchmark_description(benchmark, user_classes)
         cfg: dict[str, Any] = {
             "scenario": scenario,
             "strategy": name,
@@ -559,7 +588,7 @@ def run_comparison(
                 pass  # unreadable cache entry: run again
         loggers = loggers_for(name, seed, cfg) if loggers_for is not None else []
         t = time.perf_counter()
-        bm = spec.make_stream(settings, seed, root)
+        bm = benchmark if benchmark is not None else spec.make_stream(settings, seed, root)
         s = make_strategy(
             name,
             learner=learner,
@@ -610,6 +639,45 @@ def run_comparison(
     )
 
 
+def _check_benchmark(benchmark: Any, input_shape: Sequence[int], task: str) -> int | None:
+    """The number of classes of a user's benchmark (classification), after checking that it has a train and
+    a test stream and that its inputs have ``input_shape``.
+
+    :raises ValueError: naming the benchmark's input shape and the learners'.
+    """
+    train = getattr(benchmark, "train_stream", None)
+    test = getattr(benchmark, "test_stream", None)
+    if train is None or test is None or len(train) == 0:
+        raise ValueError(
+            f"benchmark must be an Avalanche benchmark with a non-empty train_stream and a test_stream, got "
+            f"{type(benchmark).__name__}"
+        )
+    x = train[0].dataset[0][0]
+    shape = tuple(getattr(x, "shape", ()))
+    if shape != tuple(input_shape):
+        raise ValueError(
+            f"benchmark inputs have shape {shape} but the learners read inputs of shape "
+            f"{tuple(input_shape)}; resize the benchmark's inputs (e.g. a transform) or choose a scenario "
+            "whose presets fit"
+        )
+    if task != "classification":
+        return None
+    classes = getattr(benchmark, "n_classes", None)
+    if classes is None:
+        seen = [c for exp in train for c in exp.classes_in_this_experience]
+        classes = max(seen) + 1
+    return int(classes)
+
+
+def _benchmark_description(benchmark: Any, classes: int | None) -> dict[str, Any]:
+    """What a run records about a user's benchmark."""
+    return {
+        "benchmark": type(benchmark).__name__,
+        "classes": classes,
+        "experiences": len(benchmark.train_stream),
+    }
+
+
 def compare(
     scenario: str | None = None,
     *,
@@ -623,11 +691,14 @@ def compare(
     root: str | Path | None = None,
     loggers: list | None = None,
     progress: bool = True,
+    benchmark: Any = None,
 ) -> dict[str, dict[int, float]]:
     """Meta-train the learners among ``strategies`` (resumable), then run ``strategies`` (default: every
     one that runs on the scenario) on the same stream and seed.
 
     :param meta_steps: override the preset's number of meta-updates (small = quick demo).
+    :param benchmark: an Avalanche benchmark to run instead of the scenario's stream (see
+        :func:`run_comparison`).
     :returns: ``{strategy: {experiences_seen: metric}}`` with MSE (sine) or accuracy (Omniglot).
     """
     overrides = {"meta.steps": str(meta_steps)} if meta_steps is not None else {}
@@ -643,5 +714,6 @@ def compare(
         root=root,
         progress=progress,
         loggers_for=(lambda *_: list(loggers)) if loggers else None,
+        benchmark=benchmark,
     )
     return {r.strategy: r.curve for r in result.runs}

@@ -152,3 +152,52 @@ def test_si_lwf_and_joint_baselines(mnist_root):
         finals[name] = run_stream(strategy, bm)[2]
     assert finals["Joint"] > finals["Naive"] + 0.2, finals
     assert all(0.0 <= v <= 1.0 for v in finals.values())
+
+
+def _user_benchmark(mnist_root, size: int = 28):
+    """A class-incremental benchmark built the way a user builds one (Avalanche's ``nc_benchmark``)."""
+    from avalanche.benchmarks import nc_benchmark
+
+    from avalanche_plasticity.data import load_mnist
+    from avalanche_plasticity.scenarios.datasets import tensor_dataset
+
+    x, y = load_mnist("train", root=mnist_root)
+    xt, yt = load_mnist("test", root=mnist_root)
+    keep, keep_t = y < 4, yt < 4
+    x, y, xt, yt = x[keep][:400], y[keep][:400], xt[keep_t][:200], yt[keep_t][:200]
+    if size != 28:
+        x = torch.nn.functional.interpolate(x, size=size)
+        xt = torch.nn.functional.interpolate(xt, size=size)
+    return nc_benchmark(
+        tensor_dataset(x, y), tensor_dataset(xt, yt), n_experiences=2, task_labels=False, seed=0
+    )
+
+
+def test_compare_runs_on_a_users_avalanche_benchmark(mnist_root):
+    """``run_comparison(benchmark=...)``: the learners (meta-trained on Omniglot) and the baselines on a
+    benchmark built with ``nc_benchmark``, heads sized to its 4 classes."""
+    from avalanche_plasticity.configs import presets
+    from avalanche_plasticity.experiments import build_learner, run_comparison
+
+    bm = _user_benchmark(mnist_root)
+    flp = build_learner(presets("split_mnist", "cpu")["FLP"], 0)
+    result = run_comparison(
+        strategies=["FLP", "Naive"], benchmark=bm, learners={"FLP": flp}, progress=False, seeds=(0, 1)
+    )
+    assert len(result.runs) == 4
+    for run in result.runs:
+        assert list(run.curve) == [1, 2] and 0.0 <= run.final <= 1.0
+        assert run.config["stream"] == {"benchmark": "NCScenario", "classes": 4, "experiences": 2}
+    naive = [r for r in result.runs if r.strategy == "Naive"]
+    assert all(r.curve[1] > 0.6 for r in naive)  # the first pair of digits is learned
+
+
+def test_a_users_benchmark_that_does_not_fit_is_an_error_naming_both_shapes(mnist_root, tmp_path):
+    from avalanche_plasticity.experiments import run_comparison
+
+    bm = _user_benchmark(mnist_root, size=32)
+    with pytest.raises(
+        ValueError, match=r"shape \(1, 32, 32\) but the learners read inputs of shape \(1, 28, 28\)"
+    ):
+        run_comparison(strategies=["FLP", "Naive"], benchmark=bm, checkpoint_dir=tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()  # before any meta-training
