@@ -72,6 +72,20 @@ def deploy_learner(
     return deployed
 
 
+MINIBATCH_MODES = ("sequential", "sum")
+
+
+class SequentialPlasticModel(PlasticModel):
+    """A :class:`PlasticModel` that learns a minibatch one sample at a time, in order: ``B`` online
+    updates, as a rule meta-learned at batch size 1 learns."""
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor, *, checked: bool = False) -> None:
+        if len(x) <= 1:
+            return super().learn(x, y, checked=checked)
+        for i in range(len(x)):
+            super().learn(x[i : i + 1], y[i : i + 1], checked=checked)
+
+
 class MetaPlasticityRule(LocalRuleTemplate):
     """Deploy a (meta-learned) plasticity rule online in any Avalanche classification stream.
 
@@ -79,8 +93,8 @@ class MetaPlasticityRule(LocalRuleTemplate):
     ``W <- W + sum_r theta_r F_r`` through its fixed random feedback matrices; there is no optimizer and
     no autograd. Forward weights (times ``init_gain``) and feedback weights are drawn Xavier-uniform from
     ``seed``; the rule's coefficients never change here. Works with ``EvaluationPlugin`` and
-    ``ReplayPlugin`` (replayed samples join the online update). The paper learns one sample at a time:
-    keep ``train_mb_size=1``; a one-sample step of the paper's terms runs fused, as two outer products
+    ``ReplayPlugin`` (replayed samples join the online update). The paper learns one sample at a time,
+    and so does a larger training minibatch by default (``minibatch``); a one-sample step of the paper's terms runs fused, as two outer products
     per layer (:mod:`avalanche_plasticity.plasticity_rules.fused`).
 
     :param learner: a :class:`~avalanche_plasticity.plasticity_rules.PlasticityRuleLearner`, the path of
@@ -94,6 +108,11 @@ class MetaPlasticityRule(LocalRuleTemplate):
         ``math.sqrt(2)`` keeps the input signal in deep nets). Deploy a rule with the gain it was
         meta-trained under.
     :param reset_on_train: restart from fresh weights at each ``train()`` call (default False).
+    :param minibatch: what a training minibatch of ``B > 1`` samples does: ``"sequential"`` (default: ``B``
+        online updates, one per sample in order, as the rule was meta-learned at batch size 1; the same
+        weights as ``train_mb_size=1`` on the same sample order) or ``"sum"`` (one update with every term
+        summed over the minibatch: ``B`` times the step of one sample, which a rule meta-learned for one
+        sample may not survive).
     """
 
     def __init__(
@@ -114,8 +133,12 @@ class MetaPlasticityRule(LocalRuleTemplate):
         evaluator=default_evaluator,
         eval_every: int = -1,
         reset_on_train: bool = False,
+        minibatch: str = "sequential",
         **base_kwargs,
     ) -> None:
+        if minibatch not in MINIBATCH_MODES:
+            raise ValueError(f"minibatch must be one of {MINIBATCH_MODES}, got {minibatch!r}")
+        self.minibatch = minibatch
         deployed = deploy_learner(
             learner,
             num_classes=num_classes,
@@ -127,7 +150,7 @@ class MetaPlasticityRule(LocalRuleTemplate):
         self.learner = deployed
         placeholder = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
         super().__init__(
-            model=PlasticModel(deployed),
+            model=SequentialPlasticModel(deployed) if minibatch == "sequential" else PlasticModel(deployed),
             optimizer=placeholder,
             task="classification",
             criterion=criterion,
@@ -180,4 +203,4 @@ class FeedbackAlignment(MetaPlasticityRule):
         super().__init__(learner=learner, **kwargs)
 
 
-__all__ = ["PAPER_POOL", "FeedbackAlignment", "MetaPlasticityRule"]
+__all__ = ["PAPER_POOL", "FeedbackAlignment", "MetaPlasticityRule", "SequentialPlasticModel"]

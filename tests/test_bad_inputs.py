@@ -297,6 +297,12 @@ CASES: list[Case] = [
         ("seed must be an int", "'0'"),
     ),
     Case(
+        "MetaPlasticityRule minibatch='mean'",
+        make(lambda: MetaPlasticityRule(learner={"pseudo_gradient": 0.1}, num_classes=5, minibatch="mean")),
+        ValueError,
+        ("minibatch must be one of", "sequential", "'mean'"),
+    ),
+    Case(
         "MetaPlasticityRule unknown term",
         make(lambda: MetaPlasticityRule(learner={"hebbian": 0.1}, num_classes=5)),
         ValueError,

@@ -557,3 +557,28 @@ def test_checkpoint_from_before_init_gain_still_resumes(tmp_path):
     assert load_rule(path).config.init_gain == 1.0
     with pytest.raises(CheckpointError, match="different learner config"):
         meta_train(fresh(2**0.5), Source(), cfg, checkpoint=path, progress=False)
+
+
+def test_a_minibatch_is_learned_one_sample_at_a_time_by_default():
+    """``minibatch="sequential"``: a training minibatch of 8 gives the weights of 8 online steps on the same
+    samples in the same order; ``"sum"`` takes one summed step (a different result)."""
+    from avalanche.benchmarks import benchmark_from_datasets
+
+    from avalanche_plasticity.scenarios.datasets import tensor_dataset
+    from avalanche_plasticity.strategies import MetaPlasticityRule
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(48, 1, 6, 6, generator=g), torch.randint(0, 3, (48,), generator=g)
+    bm = benchmark_from_datasets(train=[tensor_dataset(x, y)], test=[tensor_dataset(x, y)])
+    rule = {"pseudo_gradient": 0.05, "oja": 0.01}
+    weights = {}
+    for name, mb, mode in (("online", 1, "sequential"), ("sequential", 8, "sequential"), ("sum", 8, "sum")):
+        strategy = MetaPlasticityRule(
+            learner=rule, num_classes=3, hidden_sizes=(10,), input_shape=(1, 6, 6), seed=0,
+            train_mb_size=mb, minibatch=mode, evaluator=None,
+        )  # fmt: skip
+        strategy.train(bm.train_stream[0])
+        weights[name] = [w.clone() for w in strategy.model.fast_weights]
+    for a, b in zip(weights["online"], weights["sequential"], strict=True):
+        torch.testing.assert_close(a, b)
+    assert not all(torch.allclose(a, b) for a, b in zip(weights["online"], weights["sum"], strict=True))
