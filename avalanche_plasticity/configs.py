@@ -129,6 +129,9 @@ class StreamConfig:
         rule), ``"prototype"`` (class means read out by nearest mean, :mod:`avalanche_plasticity.prototypes`),
         or None: the scenario's default (``prototype`` on the class-incremental streams: Omniglot and the
         MNIST family's ``class`` setting; ``rule`` elsewhere).
+    :param prototype_layer: with the prototype readout, the layer whose activity the prototypes store (0:
+        the trunk's features, 1: the first hidden layer), or None: the scenario's (picked on validation data:
+        1 on Omniglot, 0 on the MNIST family).
     """
 
     num_classes: int = 50
@@ -146,6 +149,7 @@ class StreamConfig:
     epochs: int = 1
     train_per_experience: int | None = None
     readout: Literal["rule", "prototype"] | None = None
+    prototype_layer: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_classes, int) or not 1 <= self.num_classes <= 659:
@@ -194,6 +198,9 @@ class StreamConfig:
             raise ValueError(f"train_per_experience must be None or a positive int, got {t!r}")
         if self.readout not in (None, "rule", "prototype"):
             raise ValueError(f"readout must be None, 'rule' or 'prototype', got {self.readout!r}")
+        p = self.prototype_layer
+        if p is not None and (not isinstance(p, int) or isinstance(p, bool) or p < 0):
+            raise ValueError(f"prototype_layer must be None or an int >= 0, got {p!r}")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -420,14 +420,15 @@ def run_comparison(
         (same config digest, meta seed 0) instead of meta-training them; False: meta-train.
     :param benchmark: any Avalanche benchmark (e.g. one built with ``nc_benchmark``) to run instead of the
         scenario's own stream, the same for every seed (the seeds then vary data order and the baselines'
-        init). ``scenario`` (default ``split_mnist``: the Omniglot-meta-trained learners at 28x28) gives the
-        presets and settings; heads are sized to the benchmark's classes. Its runs are not cached.
+        init). ``scenario`` (default :func:`.registry.benchmark_scenario`, SplitMNIST's: the learners
+        meta-trained on Omniglot at 28x28) gives the presets and settings; heads are sized to the benchmark's
+        classes. Its runs are not cached.
     :raises ValueError: the benchmark's inputs do not have the learners' input shape (naming both), before
         any meta-training or training.
     """
     t0 = time.perf_counter()
     if benchmark is not None and scenario is None:
-        scenario = "split_mnist"
+        scenario = registry.benchmark_scenario()
     scenario = scenario or registry.default_scenario()
     spec = registry.scenario_spec(scenario)
     scale = scale or spec.default_scale
@@ -535,6 +536,8 @@ def run_comparison(
     }
     strategy_settings["ewc_lambda"] = ewc_lambda
     strategy_settings["readout"] = spec.readout(stream) if stream.readout is None else stream.readout
+    layer = stream.prototype_layer
+    strategy_settings["prototype_layer"] = spec.prototype_layer if layer is None else layer
     task, metric = spec.task, spec.metric_key
     mb = spec.train_mb_size(stream, ref.source)
     epochs = spec.train_epochs(stream)

@@ -198,6 +198,10 @@ class ScenarioSpec:
         keeping the first units of a larger meta-trained head (transfer to a stream with fewer classes).
     :param readout: ``stream_config -> readout`` the learners that offer a choice use when
         ``stream.readout`` is None (``"rule"`` or ``"prototype"``).
+    :param prototype_layer: the prototype readout's layer when ``stream.prototype_layer`` is None (picked on
+        the scenario's validation data).
+    :param hosts_benchmarks: a user's own benchmark runs with this scenario's presets and settings when no
+        scenario is named (:func:`benchmark_scenario`).
     """
 
     name: str
@@ -225,6 +229,8 @@ class ScenarioSpec:
     presets_from: str | None = None
     size_heads: bool = False
     readout: Callable[[StreamConfig], str] = lambda stream: "rule"
+    prototype_layer: int = 0
+    hosts_benchmarks: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -375,6 +381,15 @@ def default_scenario() -> str:
     if not table:
         raise ValueError("no scenario is registered")
     return next(iter(table))
+
+
+def benchmark_scenario() -> str:
+    """The scenario whose presets and settings a user's own Avalanche benchmark runs with when none is
+    named (``run_comparison(benchmark=...)``): the first registered one marked ``hosts_benchmarks``."""
+    for name, spec in scenarios().items():
+        if spec.hosts_benchmarks:
+            return name
+    raise ValueError("no registered scenario hosts user benchmarks (ScenarioSpec.hosts_benchmarks)")
 
 
 def scenario_spec(name: str) -> ScenarioSpec:

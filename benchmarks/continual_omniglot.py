@@ -69,7 +69,10 @@ def run(name, learners, cfg, order_seed, lr, counts, root, image_size, readout=N
         train_mb_size=1,
         seed=order_seed,
         num_classes=max(counts),
-        settings={"readout": readout or stream.readout(StreamConfig())},
+        settings={
+            "readout": readout or stream.readout(StreamConfig()),
+            "prototype_layer": stream.prototype_layer,
+        },
     )
     return run_stream(s, bm, eval_after=list(counts))
 
@@ -115,9 +118,12 @@ def main() -> None:
     work = Path(args.work)
     digests = {n: _digest(learner) for n, learner in learners.items()}
 
+    layer = scenario_spec("omniglot").prototype_layer
+
     def one(label, strategy, readout, order, lr, counts):
         key = dict(
             name=label, strategy=strategy, readout=readout, order=order, lr=lr, counts=counts,
+            prototype_layer=layer if strategy == "FLP" and not readout else None,
             scale=args.scale, learner=digests.get(strategy), mem_size=MEM_SIZE,
         )  # fmt: skip
         return cached_run(
@@ -134,8 +140,6 @@ def main() -> None:
         scores = {lr: one(label, strategy, readout, 10_000, lr, val_counts)[val_counts[0]] for lr in LR_GRID}
         chosen_lr[label] = max(scores, key=scores.get)
         print(f"[lr] {label}: validation accuracy {scores} -> lr {chosen_lr[label]}", file=sys.stderr)
-    out_path = Path(args.out)
-    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
     results = {}
     for label, strategy, readout in compared:
         per_run = [
@@ -152,6 +156,8 @@ def main() -> None:
         }
         results[label]["lr"] = chosen_lr.get(label)
         print(label, {c: round(results[label][str(c)]["mean"], 4) for c in args.counts}, flush=True)
+    out_path = Path(args.out)  # read now: another invocation may have written other strategies meanwhile
+    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
     out = {
         "config": {
             "scale": args.scale,
@@ -165,6 +171,7 @@ def main() -> None:
             "ewc_lambda": scenario_spec("omniglot").ewc_lambda,
             "replay_mem_size": MEM_SIZE,
             "readouts": {label: readout or "prototype" for label, s, readout in compared if s == "FLP"},
+            "prototype_layer": scenario_spec("omniglot").prototype_layer,
             "learners": {n: repr(presets("omniglot", args.scale)[n]) for n in learners},
         },
         "machine": machine(),

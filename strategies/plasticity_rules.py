@@ -89,13 +89,13 @@ class SequentialPlasticModel(PlasticModel):
 class MetaPlasticityRule(LocalRuleTemplate):
     """Deploy a (meta-learned) plasticity rule online in any Avalanche classification stream.
 
-    A fully connected softplus network (no biases) learns one update per training minibatch with
-    ``W <- W + sum_r theta_r F_r`` through its fixed random feedback matrices; there is no optimizer and
-    no autograd. Forward weights (times ``init_gain``) and feedback weights are drawn Xavier-uniform from
-    ``seed``; the rule's coefficients never change here. Works with ``EvaluationPlugin`` and
-    ``ReplayPlugin`` (replayed samples join the online update). The paper learns one sample at a time,
-    and so does a larger training minibatch by default (``minibatch``); a one-sample step of the paper's terms runs fused, as two outer products
-    per layer (:mod:`avalanche_plasticity.plasticity_rules.fused`).
+    A fully connected softplus network (no biases) learns online with ``W <- W + sum_r theta_r F_r``
+    through its fixed random feedback matrices; there is no optimizer and no autograd. Forward weights
+    (times ``init_gain``) and feedback weights are drawn Xavier-uniform from ``seed``; the rule's
+    coefficients never change here. Works with ``EvaluationPlugin`` and ``ReplayPlugin`` (replayed samples
+    join the online update). The paper learns one sample at a time, and so does a larger training minibatch
+    by default (``minibatch``); a one-sample step of the paper's terms runs fused, as two outer products per
+    layer (:mod:`avalanche_plasticity.plasticity_rules.fused`).
 
     :param learner: a :class:`~avalanche_plasticity.plasticity_rules.PlasticityRuleLearner`, the path of
         its checkpoint, or a ``{term: coefficient}`` mapping.

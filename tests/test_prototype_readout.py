@@ -139,5 +139,17 @@ def test_compare_uses_the_scenario_readout_and_records_it(mnist_root, tmp_path):
         assert main([*argv, *extra, "--out", str(out)]) == 0
         (run,) = json.loads((out / "results.json").read_text())["runs"]
         assert run["config"]["readout"] == expected, run["config"]
+        assert run["config"]["prototype_layer"] == 0  # split_mnist's, picked on held-out training images
     with pytest.raises(SystemExit):
         main([*argv, "--set", "stream.readout=nearest", "--out", str(tmp_path / "bad")])
+
+
+def test_scenario_prototype_layers_and_a_bad_one():
+    from avalanche_plasticity import registry
+    from avalanche_plasticity.configs import StreamConfig
+
+    assert registry.scenario_spec("omniglot").prototype_layer == 1
+    assert registry.scenario_spec("split_mnist").prototype_layer == 0
+    assert registry.benchmark_scenario() == "split_mnist"
+    with pytest.raises(ValueError, match="prototype_layer must be None or an int >= 0, got -1"):
+        StreamConfig(prototype_layer=-1)

@@ -71,7 +71,9 @@ def _strategy(ctx: StrategyContext) -> Any:
     from avalanche_plasticity.strategies import FLP
 
     readout = ctx.settings.get("readout", "rule")
-    classes = {"num_classes": ctx.num_classes} if readout == "prototype" else {}
+    classes = {}
+    if readout == "prototype":
+        classes = {"num_classes": ctx.num_classes, "prototype_layer": ctx.settings.get("prototype_layer", 0)}
     return FLP(learner=ctx.learner, seed=ctx.seed, readout=readout, **classes, **ctx.common)
 
 
@@ -88,6 +90,6 @@ SPEC = register_learner(
         has_lr=False,  # the plasticity rates are meta-learned
         resize_config=lambda c, k: dataclasses.replace(c, layer_sizes=(*c.layer_sizes[:-1], k)),
         meta_gradients=("stored", "memory_lean"),
-        settings=("readout",),
+        settings=("readout", "prototype_layer"),
     )
 )

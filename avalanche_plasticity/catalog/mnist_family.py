@@ -37,7 +37,9 @@ def _check_preset(p: Preset) -> None:
     omniglot.check_image_preset(p)
 
 
-def _register(name: str, dataset: str, kind: str, experiences: int, what: str) -> ScenarioSpec:
+def _register(
+    name: str, dataset: str, kind: str, experiences: int, what: str, hosts_benchmarks: bool = False
+) -> ScenarioSpec:
     def make_stream(settings: Mapping[str, Any], seed: int, root: Any) -> Any:
         from avalanche_plasticity.scenarios.mnist import mnist_family_benchmark
 
@@ -76,16 +78,29 @@ def _register(name: str, dataset: str, kind: str, experiences: int, what: str) -
             train_epochs=lambda stream: 1 if stream.regime == "online" else stream.epochs,
             num_classes=num_classes,
             check_preset=_check_preset,
-            stream_options=("setting", "regime", "batch_size", "epochs", "train_per_experience", "readout"),
+            stream_options=(
+                "setting",
+                "regime",
+                "batch_size",
+                "epochs",
+                "train_per_experience",
+                "readout",
+                "prototype_layer",
+            ),
             stream_fix="the same image size for all",
             presets_from=omniglot.NAME,
             size_heads=True,
             # class-incremental: a readout that keeps every class's prototype (FLP's rule readout forgets)
             readout=lambda stream: "prototype" if stream.setting == "class" else "rule",
+            # the trunk's features: 79.5 % on 10,000 held-out MNIST training images against 75.9 % for
+            # the hidden layer's (Fashion-MNIST: 69.3 against 66.6 %; cpu FLP)
+            prototype_layer=0,
+            hosts_benchmarks=hosts_benchmarks,
         )
     )
 
 
-SPLIT_MNIST = _register("split_mnist", "mnist", "split", 5, "digit pairs")
+# a user's own 28x28 benchmark runs with SplitMNIST's presets and settings (learners meta-trained on Omniglot)
+SPLIT_MNIST = _register("split_mnist", "mnist", "split", 5, "digit pairs", hosts_benchmarks=True)
 PERMUTED_MNIST = _register("permuted_mnist", "mnist", "permuted", 10, "permutations")
 SPLIT_FASHION_MNIST = _register("split_fashion_mnist", "fashion_mnist", "split", 5, "class pairs")

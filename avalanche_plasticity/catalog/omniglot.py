@@ -126,9 +126,12 @@ SCENARIO = register_scenario(
         ewc_lambda=100.0,
         eval_points=_eval_points,
         check_preset=check_image_preset,
-        stream_options=("num_classes", "readout"),
+        stream_options=("num_classes", "readout", "prototype_layer"),
         stream_fix="the same source.image_size for all",
         # one class per experience: FLP keeps every class's prototype (its rule readout forgets)
         readout=lambda stream: "prototype",
+        # the hidden layer's activity: 80.4 / 85.6 % at 50 classes on the validation orders (seeds 10000,
+        # 10001) against 77.2 / 78.4 % for the trunk's features (cpu FLP)
+        prototype_layer=1,
     )
 )
