@@ -17,7 +17,8 @@ Accuracy is the fraction of the test images of all classes seen, after the last 
 the mean over experiences (but the last) of their best accuracy minus their final one; BWT the mean of
 final minus just-learned accuracy (negative: forgetting). ``--long-stream`` records a run under
 ``long_stream`` (same layout; its settings under ``long_stream_config``), e.g. FLP over every training image
-of SplitMNIST (60,000 online updates). ``--table`` prints the file as Markdown tables.
+of SplitMNIST (60,000 online updates). ``python benchmarks/summarize.py --section standard_benchmarks``
+prints the file as Markdown tables.
 """
 
 from __future__ import annotations
@@ -117,38 +118,6 @@ def step_overhead(root: str | None, steps: int = 2000, repeats: int = 3) -> dict
     return {"learn_ms": 1e3 * learn, "strategy_ms": 1e3 * through, "ratio": through / learn, "steps": len(ys)}
 
 
-def _cell(stat: dict[str, Any], diverged: int) -> str:
-    mean, std = stat["mean"], stat["std"]
-    if not math.isfinite(mean):
-        return "diverged"
-    text = f"{100 * mean:.1f} ± {100 * std:.1f}"
-    return text + (f" ({diverged} diverged)" if diverged else "")
-
-
-def markdown_tables(payload: dict[str, Any], key: str = "results") -> str:
-    """The results file as Markdown: one table per section (accuracy, forgetting, BWT in percent)."""
-    lines = []
-    config_key = "config" if key == "results" else f"{key}_config"
-    for section, rows in payload.get(key, {}).items():
-        cfg = payload.get(config_key, {}).get(section, {})
-        stream = cfg.get("stream", {})
-        per_exp = stream.get("train_per_experience") or "all"
-        lines += [
-            f"**{section}** ({len(cfg.get('seeds', []))} seeds; {per_exp} training images per experience; "
-            f"Replay buffer {stream.get('mem_size')}): final accuracy on the test images of all classes "
-            "seen, average forgetting and BWT, in percent.",
-            "",
-            "| strategy | accuracy | forgetting | BWT | diverged runs | seconds |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, r in rows.items():
-            d = r["diverged_runs"]
-            cells = [_cell(r[k], 0) for k in ("accuracy", "forgetting", "bwt")]
-            lines.append(f"| {name} | {' | '.join(cells)} | {d} | {r['seconds']:.0f} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     all_sections = [f"{s}/{t}/{r}" for s in SCENARIOS for t in SETTINGS for r in REGIMES]
@@ -166,20 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(HERE / "results" / "standard_benchmarks.json"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--step-overhead", action="store_true", help="measure only the online FLP step's overhead")
-    p.add_argument("--table", action="store_true", help="print the results file as Markdown tables and stop")
     p.add_argument(
         "--long-stream",
         action="store_true",
         help="record under the file's long_stream key (e.g. every training image: 60,000 online updates)",
     )
     args = p.parse_args(argv)
-    if args.table:
-        print(
-            markdown_tables(
-                json.loads(Path(args.out).read_text()), "long_stream" if args.long_stream else "results"
-            )
-        )
-        return 0
     torch.set_num_threads(args.threads)
     for section in args.sections:
         scenario, setting, regime = (section.split("/") + ["", ""])[:3]

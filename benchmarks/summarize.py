@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -550,12 +551,15 @@ def standard_benchmarks(d: dict) -> list[str]:
     """One table per ``<scenario>/<setting>/<regime>`` section: accuracy, forgetting and BWT (percent,
     mean ± std over seeds), diverged runs; then the online step's overhead."""
     out = []
-    for section, table in d.get("results", {}).items():
-        cfg = d.get("config", {}).get(section, {})
+    sections = [("results", "config", s, t) for s, t in d.get("results", {}).items()]
+    sections += [("long_stream", "long_stream_config", s, t) for s, t in d.get("long_stream", {}).items()]
+    for key, config_key, section, table in sections:
+        cfg = d.get(config_key, {}).get(section, {})
         stream = cfg.get("stream", {})
         per = stream.get("train_per_experience")
         out += [
-            f"**{section}** ({len(cfg.get('seeds', []))} seeds; "
+            f"**{section}**{' (long stream)' if key == 'long_stream' else ''} "
+            f"({len(cfg.get('seeds', []))} seeds; "
             f"{'every training image' if per is None else f'{per} training images per experience'}; "
             f"Replay buffer {stream.get('mem_size')}): final accuracy on the test images of all classes "
             "seen, average forgetting and BWT, in percent.",
@@ -605,6 +609,10 @@ SECTIONS = (
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--section":  # print one section's tables, write nothing
+        fmt = {name: f for name, _, f in SECTIONS}[sys.argv[2]]
+        print("\n".join(fmt(load(sys.argv[2]))))
+        return
     out = [
         "# Benchmark results",
         "",
