@@ -13,7 +13,7 @@ from avalanche_plasticity.checkpoint import load_registered
 from avalanche_plasticity.data.seeding import seeded_generator
 from avalanche_plasticity.networks import kaiming_linear
 
-from .online import OnlineLearnerTemplate, check_inputs, check_number, resolve_learner
+from .online import PRETRAINED_PREFIX, OnlineLearnerTemplate, check_inputs, check_number, resolve_learner
 
 
 class ANMLModel(nn.Module):
@@ -46,8 +46,8 @@ class ANMLModel(nn.Module):
 
 def resolve_anml(learner: ANMLLearner | str | Path) -> ANMLLearner:
     """An :class:`ANMLLearner` or the path of its checkpoint (:func:`~avalanche_plasticity.meta_learning.
-    save_learner` / ``meta_train``), frozen."""
-    if isinstance(learner, (str, Path)):
+    save_learner` / ``meta_train``) or ``"pretrained:<scenario>[/<scale>]"``, frozen."""
+    if isinstance(learner, (str, Path)) and not str(learner).startswith(PRETRAINED_PREFIX):
         learner = load_registered(learner, {"ANMLLearner": (ANMLLearner, ANMLConfig)}, kind="ANMLLearner")
     return resolve_learner(learner, "ANMLLearner")
 

@@ -116,7 +116,8 @@ class FLP(LocalRuleTemplate):
     is no optimizer and no backward pass. Works with ``EvaluationPlugin`` and ``ReplayPlugin`` (replayed
     samples join the online update).
 
-    :param learner: an :class:`~avalanche_plasticity.flp.FLPLearner` or the path of its checkpoint.
+    :param learner: an :class:`~avalanche_plasticity.flp.FLPLearner`, the path of its checkpoint, or
+        ``"pretrained:<scenario>[/<scale>]"`` (shipped with the package, e.g. ``"pretrained:omniglot"``).
     :param criterion: loss reported in metrics (default: cross-entropy, or MSE for regression).
     :param reset_on_train: restart from the meta-learned initial weights at each ``train()`` call
         (default False: the learner keeps learning across calls, as in a continual stream).

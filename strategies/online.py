@@ -23,9 +23,36 @@ Tensor = torch.Tensor
 _AVALANCHE_DIR = Path(avalanche.__file__).resolve().parent
 
 
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def shipped_by_name(spec: str, kind: str) -> Any:
+    """The shipped learner of class ``kind`` named by ``"pretrained:<scenario>[/<scale>]"`` (scale default
+    ``cpu``), its hash verified (:func:`avalanche_plasticity.pretrained.load_pretrained`).
+
+    :raises ValueError: a malformed name or no registered learner of that class.
+    :raises PretrainedError: nothing shipped under that name, or a file that fails its hash check.
+    """
+    from avalanche_plasticity import registry
+    from avalanche_plasticity.pretrained import load_pretrained
+
+    scenario, _, scale = spec[len(PRETRAINED_PREFIX) :].partition("/")
+    if not scenario or "/" in scale:
+        raise ValueError(
+            f"learner must be 'pretrained:<scenario>' or 'pretrained:<scenario>/<scale>', got {spec!r}"
+        )
+    names = [n for n, e in registry.learners().items() if e.learner_class.__name__ == kind]
+    if not names:
+        raise ValueError(f"no registered learner is a {kind}")
+    return load_pretrained(names[0], scenario, scale or "cpu")
+
+
 def resolve_learner(learner: Any, kind: str) -> Any:
-    """Accept a learner object or a checkpoint path; return the learner (frozen, eval mode)."""
-    if isinstance(learner, (str, Path)):
+    """Accept a learner object, a checkpoint path or ``"pretrained:<scenario>[/<scale>]"`` (a learner
+    shipped with the package, see :func:`shipped_by_name`); return the learner (frozen, eval mode)."""
+    if isinstance(learner, str) and learner.startswith(PRETRAINED_PREFIX):
+        learner = shipped_by_name(learner, kind)
+    elif isinstance(learner, (str, Path)):
         learner = load_learner(learner, kind=kind)
     if type(learner).__name__ != kind:
         raise TypeError(f"learner must be a {kind} or a path to its checkpoint, got {type(learner).__name__}")

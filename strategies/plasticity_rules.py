@@ -18,7 +18,14 @@ from avalanche_plasticity.plasticity_rules.learner import (
 )
 from avalanche_plasticity.plasticity_rules.terms import PAPER_POOL
 
-from .online import LocalRuleTemplate, PlasticModel, check_number, check_seed
+from .online import (
+    PRETRAINED_PREFIX,
+    LocalRuleTemplate,
+    PlasticModel,
+    check_number,
+    check_seed,
+    shipped_by_name,
+)
 
 #: Hidden widths of the authors' network (784-170-130-100-70-47).
 PAPER_HIDDEN_SIZES: tuple[int, ...] = (170, 130, 100, 70)
@@ -42,7 +49,9 @@ def deploy_learner(
         finite number > 0.
     """
     check_seed(seed)
-    if isinstance(learner, (str, Path)):
+    if isinstance(learner, str) and learner.startswith(PRETRAINED_PREFIX):
+        learner = shipped_by_name(learner, "PlasticityRuleLearner")
+    elif isinstance(learner, (str, Path)):
         learner = load_rule(learner)
     elif isinstance(learner, Mapping):
         learner = rule_learner(tuple(learner), coefficients=dict(learner))

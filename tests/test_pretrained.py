@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from avalanche_plasticity import pretrained, registry
 from avalanche_plasticity.cli import main
@@ -133,3 +134,34 @@ def test_compare_deploys_a_shipped_learner_only_for_its_preset(tmp_path, monkeyp
     assert main([*base, "--meta-train", "--out", str(tmp_path / "c")]) == 0
     assert "using shipped" not in capsys.readouterr().out
     assert len(list(ckpts.glob("sine_FLP_quick_steps2_*_seed0.pt"))) == 2
+
+
+@pytest.mark.parametrize(
+    "strategy, spec",
+    [("FLP", "pretrained:sine"), ("OML", "pretrained:sine/cpu"), ("ANML", "pretrained:omniglot")]
+    + [("MetaPlasticityRule", "pretrained:omniglot")],
+)
+def test_a_strategy_takes_a_shipped_learner_by_name(strategy, spec):
+    import avalanche_plasticity.strategies as strategies
+
+    scenario, _, scale = spec.removeprefix("pretrained:").partition("/")
+    if pretrained.key(strategy, scenario, scale or "cpu") not in SHIPPED:
+        pytest.skip(f"{strategy} is not shipped for {scenario}")
+    extra = {"num_classes": 5} if strategy == "MetaPlasticityRule" else {}
+    deployed = getattr(strategies, strategy)(learner=spec, evaluator=None, **extra)
+    expected = pretrained.load_pretrained(strategy, scenario, scale or "cpu")
+    learner = deployed.learner if strategy == "MetaPlasticityRule" else deployed.model.learner
+    if strategy != "MetaPlasticityRule":  # the rule is redeployed on the stream's network
+        for a, b in zip(learner.state_dict().values(), expected.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    else:
+        assert learner.rule() == pytest.approx(expected.rule())
+
+
+def test_a_bad_shipped_name_is_a_clear_error():
+    from avalanche_plasticity.strategies import FLP
+
+    with pytest.raises(pretrained.PretrainedError, match="FLP/nowhere/cpu"):
+        FLP(learner="pretrained:nowhere")
+    with pytest.raises(ValueError, match="learner must be 'pretrained:<scenario>'"):
+        FLP(learner="pretrained:sine/cpu/x")
