@@ -466,21 +466,38 @@ class LocalRuleTemplate(OnlineLearnerTemplate):
         return super().train(experiences, eval_streams, **kwargs)
 
     def training_epoch(self, **kwargs):
+        self._checked_step = self.clock.train_iterations
         with torch.no_grad():
             if self.needs_per_step_hooks():
                 super().training_epoch(**kwargs)
             else:
                 self.online_pass()
-        # a diverged rule would otherwise go on predicting one class in silence (checked once per epoch:
-        # per step would cost a tenth of the step)
+        self.check_finite()
+
+    def check_finite(self) -> None:
+        """Raise ``FloatingPointError`` naming the layers and the online steps if a plastic weight tensor
+        became non-finite since the last check. A diverged rule would otherwise go on predicting one class
+        in silence; it is checked every :attr:`finite_check_every` online steps and at the end of each
+        epoch (every step would cost a tenth of the step)."""
+        step = self.clock.train_iterations
         bad = [i for i, w in enumerate(self.model.fast_weights) if not bool(torch.isfinite(w).all())]
+        last = getattr(self, "_checked_step", 0)
+        self._checked_step = step
         if bad:
-            raise FloatingPointError(
-                f"{type(self).__name__}: plastic weight tensors {bad} became non-finite (NaN/inf) while "
-                f"training experience {self.experience.current_experience}: the rule diverges on this "
-                "stream. Lower its rates, drop unstable terms (e.g. a negative weight decay), or "
-                "meta-train it on episodes as long as the stream."
+            where = (
+                f"at online step {step}"
+                if step - last <= 1
+                else f"between online steps {last + 1} and {step}"
             )
+            raise FloatingPointError(
+                f"{type(self).__name__}: the plastic weights of layer(s) {bad} became non-finite (NaN/inf) "
+                f"{where} (of the stream), while training experience {self.experience.current_experience}: "
+                "the rule diverges on this stream. Lower its rates, drop unstable terms (e.g. a negative "
+                "weight decay), or meta-train it on episodes as long as the stream."
+            )
+
+    # online steps between two checks that the plastic weights are finite (and at each epoch's end)
+    finite_check_every: int = 100
 
     def needs_per_step_hooks(self) -> bool:
         """Whether any plugin acts inside a training epoch (overrides one of :data:`PER_STEP_HOOKS`), or
@@ -520,6 +537,8 @@ class LocalRuleTemplate(OnlineLearnerTemplate):
             self.check_minibatch()
             self.model.learn(self.mb_x, self.mb_y, checked=True)
             self.clock.after_training_iteration(self)
+            if self.clock.train_iterations - self._checked_step >= self.finite_check_every:
+                self.check_finite()
 
     def backward(self) -> None:
         """No backward pass: the rule is local."""
@@ -527,3 +546,5 @@ class LocalRuleTemplate(OnlineLearnerTemplate):
     def optimizer_step(self) -> None:
         """One online update of the rule on the current minibatch (checked by :meth:`forward`)."""
         self.model.learn(self.mb_x, self.mb_y, checked=True)
+        if self.clock.train_iterations + 1 - self._checked_step >= self.finite_check_every:
+            self.check_finite()

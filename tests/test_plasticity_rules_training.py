@@ -3,6 +3,8 @@ resuming it, and deploying rules as Avalanche strategies with EvaluationPlugin a
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
@@ -173,8 +175,10 @@ def test_strategy_reports_a_diverging_rule(mnist_root):
         input_shape=SHAPE,
         evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
     )
-    with pytest.raises(FloatingPointError, match="non-finite.*diverges"):
+    with pytest.raises(FloatingPointError, match="non-finite.*diverges") as err:
         strategy.train(bm.train_stream[0])
+    # it names the layers and the online steps (checked every 100 steps and at the experience's end)
+    assert re.search(r"layer\(s\) \[0, 1\] .* between online steps 1 and \d+ ", str(err.value)), err.value
     # the stream runner (compare, benchmarks) stops there and reports NaN, with a warning
     from avalanche_plasticity.experiments import run_stream
 
