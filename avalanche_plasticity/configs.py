@@ -114,6 +114,8 @@ class StreamConfig:
         defaults: OML the ``inner_lr`` it was meta-trained with, FeedbackAlignment 0.03, an alignment-rule
         strategy its base's, the others 0.01.
     :param ewc_lambda: EWC's penalty (None: the scenario's; 1 on sine, 100 on Omniglot).
+    :param ewc_mode: ``"separate"`` (one penalty per past experience, Avalanche's default) or ``"online"``
+        (online EWC: one running Fisher, for long streams such as 600 Omniglot classes).
     :param mem_size: Replay's buffer size.
     :param si_lambda: SI's penalty (Zenke et al.'s c).
     :param lwf_alpha: LwF's distillation weight; ``lwf_temperature`` its softmax temperature.
@@ -139,6 +141,7 @@ class StreamConfig:
     eval_points: tuple[int, ...] | None = None
     lr: dict[str, float] = field(default_factory=dict)
     ewc_lambda: float | None = None
+    ewc_mode: Literal["separate", "online"] = "separate"
     mem_size: int = 200
     si_lambda: float = 1.0
     lwf_alpha: float = 1.0
@@ -183,6 +186,8 @@ class StreamConfig:
             if not ok or (name == "lwf_temperature" and v == 0):
                 low = "> 0" if name == "lwf_temperature" else ">= 0"
                 raise ValueError(f"{name} must be a finite number {low}, got {v!r}")
+        if self.ewc_mode not in ("separate", "online"):
+            raise ValueError(f"ewc_mode must be 'separate' or 'online', got {self.ewc_mode!r}")
         if not isinstance(self.mem_size, int) or self.mem_size < 1:
             raise ValueError(f"mem_size must be a positive int, got {self.mem_size!r}")
         if self.setting not in ("class", "domain"):

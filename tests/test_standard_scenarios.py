@@ -201,3 +201,18 @@ def test_a_users_benchmark_that_does_not_fit_is_an_error_naming_both_shapes(mnis
     ):
         run_comparison(strategies=["FLP", "Naive"], benchmark=bm, checkpoint_dir=tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()  # before any meta-training
+
+
+def test_online_ewc_is_a_stream_setting(mnist_root):
+    """``stream.ewc_mode="online"`` deploys Avalanche's online EWC (one running Fisher); a bad mode is an
+    error naming it."""
+    from avalanche_plasticity.configs import presets
+    from avalanche_plasticity.experiments import make_strategy
+
+    arch = presets("split_mnist", "cpu")["FLP"].learner_config
+    online = make_strategy("EWC", learner_config=arch, task="classification", settings={"ewc_mode": "online"})
+    separate = make_strategy("EWC", learner_config=arch, task="classification")
+    modes = [next(p for p in s.plugins if type(p).__name__ == "EWCPlugin").mode for s in (online, separate)]
+    assert modes == ["online", "separate"]
+    with pytest.raises(ValueError, match="ewc_mode must be 'separate' or 'online', got 'both'"):
+        StreamConfig(ewc_mode="both")

@@ -41,7 +41,11 @@ def _naive(ctx: StrategyContext) -> Any:
 def _ewc(ctx: StrategyContext) -> Any:
     from avalanche.training import EWC
 
-    return EWC(**sgd_parts(ctx), ewc_lambda=ctx.settings["ewc_lambda"])
+    mode = ctx.settings.get("ewc_mode", "separate")
+    # online EWC (Schwarz et al. 2018) keeps one running Fisher (decay 1: every experience's importance
+    # kept), so a step costs the same after 600 experiences as after one; "separate" keeps one per experience
+    online = {"decay_factor": 1.0} if mode == "online" else {}
+    return EWC(**sgd_parts(ctx), ewc_lambda=ctx.settings["ewc_lambda"], mode=mode, **online)
 
 
 def _replay(ctx: StrategyContext) -> Any:
@@ -69,7 +73,9 @@ def _joint(ctx: StrategyContext) -> Any:
 
 
 NAIVE = register_strategy(StrategySpec("Naive", make=_naive, alignment_base=True))
-EWC = register_strategy(StrategySpec("EWC", make=_ewc, alignment_base=True, settings=("ewc_lambda",)))
+EWC = register_strategy(
+    StrategySpec("EWC", make=_ewc, alignment_base=True, settings=("ewc_lambda", "ewc_mode"))
+)
 REPLAY = register_strategy(StrategySpec("Replay", make=_replay, alignment_base=True, settings=("mem_size",)))
 SI = register_strategy(StrategySpec("SI", make=_si, opt_in=True, settings=("si_lambda",)))
 LWF = register_strategy(
