@@ -127,10 +127,12 @@ def main() -> None:
     def one(label, strategy, readout, order, lr, counts):
         key = dict(
             name=label, strategy=strategy, readout=readout, order=order, lr=lr, counts=counts,
-            prototype_layer=layer if strategy == "FLP" and not readout else None,
             scale=args.scale, learner=digests.get(strategy), mem_size=MEM_SIZE,
-            **({"ewc_mode": EWC_MODE} if strategy == "EWC" else {}),
         )  # fmt: skip
+        if strategy == "FLP" and not readout:  # only where it applies (earlier runs' keys stay valid)
+            key["prototype_layer"] = layer
+        if strategy == "EWC":
+            key["ewc_mode"] = EWC_MODE
         return cached_run(
             work,
             key,
@@ -186,6 +188,14 @@ def main() -> None:
         if previous.get("config", {}).get("counts") == args.counts
         else results,
     }
+    order = [c[0] for c in COMPARED]  # the table's order, whichever invocation ran which strategy
+    out["results"] = dict(
+        sorted(out["results"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)
+    )
+    if previous.get("config", {}).get("counts") == args.counts:  # other strategies' runs are kept: so are
+        for field in ("readouts", "learners"):  # their settings
+            out["config"][field] = {**previous["config"].get(field, {}), **out["config"][field]}
+        out["seconds"] += previous.get("seconds", 0.0)
     write_results(out, args.out)
 
 
