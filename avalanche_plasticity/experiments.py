@@ -358,7 +358,8 @@ def run_stream(
     return run_stream_matrix(strategy, benchmark, eval_after, metric)[0]
 
 
-def _learner_digest(learner: Any) -> str:
+def learner_digest(learner: Any) -> str:
+    """A short hash of a learner's weights (its ``state_dict``), e.g. to key cached runs."""
     h = hashlib.sha1()
     for k, v in learner.state_dict().items():
         h.update(k.encode())
@@ -578,7 +579,7 @@ def run_comparison(
                 cfg["source"] = dict(learner_presets[name].source)
         else:
             cfg["architecture"] = dataclasses.asdict(architecture_of(name) or arch)
-        fingerprint = _digest({**cfg, "weights": _learner_digest(learner) if learner is not None else None})
+        fingerprint = _digest({**cfg, "weights": learner_digest(learner) if learner is not None else None})
         cached = cache / f"{name}_seed{seed}.json" if cache is not None else None
         if resume and cached is not None and cached.exists():
             try:

@@ -28,7 +28,7 @@ import torch
 
 from avalanche_plasticity.checkpoint import write_bytes_atomic
 from avalanche_plasticity.configs import StreamConfig, presets
-from avalanche_plasticity.experiments import make_strategy, meta_trained, run_stream
+from avalanche_plasticity.experiments import learner_digest, make_strategy, meta_trained, run_stream
 from avalanche_plasticity.registry import scenario_spec
 from avalanche_plasticity.reporting import machine, write_results
 from avalanche_plasticity.scenarios import ContinualOmniglot
@@ -120,7 +120,7 @@ def main() -> None:
     cfg = presets("omniglot", args.scale)["FLP"].learner_config
     size = cfg.trunk["image_size"]
     work = Path(args.work)
-    digests = {n: _digest(learner) for n, learner in learners.items()}
+    digests = {n: learner_digest(learner) for n, learner in learners.items()}
 
     layer = scenario_spec("omniglot").prototype_layer
 
@@ -197,14 +197,6 @@ def main() -> None:
             out["config"][field] = {**previous["config"].get(field, {}), **out["config"][field]}
         out["seconds"] += previous.get("seconds", 0.0)
     write_results(out, args.out)
-
-
-def _digest(learner) -> str:
-    h = hashlib.sha1()
-    for k, v in learner.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
 
 
 def _has_lr(strategy: str) -> bool:
