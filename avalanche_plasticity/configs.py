@@ -129,8 +129,10 @@ class StreamConfig:
         all of them; the test streams keep every test image).
     :param readout: the output rule of the learners that offer a choice (FLP): ``"rule"`` (the meta-learned
         rule), ``"prototype"`` (class means read out by nearest mean, :mod:`avalanche_plasticity.prototypes`),
-        or None: the scenario's default (``prototype`` on the class-incremental streams: Omniglot and the
-        MNIST family's ``class`` setting; ``rule`` elsewhere).
+        ``"experience_prototype"`` (one mean per label and training experience, for domain-incremental
+        streams), or None: the scenario's default (``prototype`` on the class-incremental streams: Omniglot
+        and the MNIST family's ``class`` setting; ``experience_prototype`` on the MNIST family's ``domain``
+        setting; ``rule`` elsewhere).
     :param prototype_layer: with the prototype readout, the layer whose activity the prototypes store (0:
         the trunk's features, 1: the first hidden layer), or None: the scenario's (picked on validation data:
         1 on Omniglot, 0 on the MNIST family).
@@ -151,7 +153,7 @@ class StreamConfig:
     batch_size: int = 32
     epochs: int = 1
     train_per_experience: int | None = None
-    readout: Literal["rule", "prototype"] | None = None
+    readout: Literal["rule", "prototype", "experience_prototype"] | None = None
     prototype_layer: int | None = None
 
     def __post_init__(self) -> None:
@@ -201,8 +203,10 @@ class StreamConfig:
         t = self.train_per_experience
         if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 1):
             raise ValueError(f"train_per_experience must be None or a positive int, got {t!r}")
-        if self.readout not in (None, "rule", "prototype"):
-            raise ValueError(f"readout must be None, 'rule' or 'prototype', got {self.readout!r}")
+        if self.readout not in (None, "rule", "prototype", "experience_prototype"):
+            raise ValueError(
+                f"readout must be None, 'rule', 'prototype' or 'experience_prototype', got {self.readout!r}"
+            )
         p = self.prototype_layer
         if p is not None and (not isinstance(p, int) or isinstance(p, bool) or p < 0):
             raise ValueError(f"prototype_layer must be None or an int >= 0, got {p!r}")

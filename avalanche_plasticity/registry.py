@@ -197,7 +197,7 @@ class ScenarioSpec:
     :param size_heads: deploy learners (and build baselines) with a head of ``num_classes(stream)`` units,
         keeping the first units of a larger meta-trained head (transfer to a stream with fewer classes).
     :param readout: ``stream_config -> readout`` the learners that offer a choice use when
-        ``stream.readout`` is None (``"rule"`` or ``"prototype"``).
+        ``stream.readout`` is None (``"rule"``, ``"prototype"`` or ``"experience_prototype"``).
     :param prototype_layer: the prototype readout's layer when ``stream.prototype_layer`` is None (picked on
         the scenario's validation data).
     :param hosts_benchmarks: a user's own benchmark runs with this scenario's presets and settings when no

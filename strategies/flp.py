@@ -15,7 +15,8 @@ from avalanche_plasticity.prototypes import normalized, prototype_logits, protot
 
 from .online import LocalRuleTemplate, PlasticModel, check_inputs, check_number, resolve_learner
 
-READOUTS = ("rule", "prototype")
+READOUTS = ("rule", "prototype", "experience_prototype")
+PROTOTYPE_READOUTS = ("prototype", "experience_prototype")
 
 
 def deployed_rates(
@@ -50,9 +51,16 @@ class PrototypeReadoutModel(nn.Module):
     (the count-normalised Oja step) and ``forward`` returns ``-1/2 ||a - W_y||^2`` per class.
 
     :param num_classes: prototype slots (labels in ``[0, num_classes)``); independent of the learner's head.
+    :param per_experience: keep one prototype per label *and training experience* (set :attr:`experience`
+        before learning one) and read out the label of the nearest one. For domain-incremental streams,
+        where one label gathers a different input distribution in each experience (SplitMNIST's label 0 is
+        digit 0, then 2, 4, ...): their mean is a poor prototype of any of them. Experiences are known while
+        training (as every Avalanche strategy knows them); the readout needs none at test time.
     """
 
-    def __init__(self, learner: FLPLearner, num_classes: int, prototype_layer: int = 0) -> None:
+    def __init__(
+        self, learner: FLPLearner, num_classes: int, prototype_layer: int = 0, per_experience: bool = False
+    ) -> None:
         super().__init__()
         hidden = len(learner.config.layer_sizes) - 2
         check_number("num_classes", num_classes, low=1, low_inclusive=True, integer=True)
@@ -67,14 +75,42 @@ class PrototypeReadoutModel(nn.Module):
         self.task = "classification"
         self.num_outputs = int(num_classes)
         self.prototype_layer = prototype_layer
+        self.per_experience = bool(per_experience)
+        self.experience = 0  # the training experience whose prototypes learn() adds to (per_experience)
         width = learner.config.layer_sizes[prototype_layer]
+        # (experiences x classes, width): slot e * num_classes + y; one group of slots unless per_experience
         self.register_buffer("prototype_means", torch.zeros(num_classes, width))
         self.register_buffer("prototype_counts", torch.zeros(num_classes))
 
     def reset(self) -> None:
         """Forget every prototype."""
-        self.prototype_means.zero_()
-        self.prototype_counts.zero_()
+        C = self.num_outputs
+        self.prototype_means = self.prototype_means[:C].zero_()
+        self.prototype_counts = self.prototype_counts[:C].zero_()
+        self.experience = 0
+
+    def _slots(self, y: torch.Tensor) -> torch.Tensor:
+        """The prototype slots of labels ``y`` in the current experience (growing the table if needed)."""
+        if not self.per_experience:
+            return y
+        if isinstance(self.experience, bool) or not isinstance(self.experience, int) or self.experience < 0:
+            raise ValueError(f"experience must be an int >= 0, got {self.experience!r}")
+        C = self.num_outputs
+        needed = (self.experience + 1) * C
+        if len(self.prototype_counts) < needed:
+            extra = needed - len(self.prototype_counts)
+            means, counts = self.prototype_means, self.prototype_counts
+            self.prototype_means = torch.cat([means, means.new_zeros(extra, means.shape[1])])
+            self.prototype_counts = torch.cat([counts, counts.new_zeros(extra)])
+        return y + self.experience * C
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # a per-experience table has as many slots as experiences learned: take the saved size
+        for name in ("prototype_means", "prototype_counts"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None and saved.shape != getattr(self, name).shape:
+                setattr(self, name, torch.zeros_like(saved))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def fast_weights(self) -> list[torch.Tensor]:
@@ -92,7 +128,9 @@ class PrototypeReadoutModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_inputs(x, self.learner.input_shape)
-        return prototype_logits(self.prototype_means, self.prototype_counts, self.patterns(x))
+        logits = prototype_logits(self.prototype_means, self.prototype_counts, self.patterns(x))
+        # per experience: a label's logit is its nearest prototype's, over the experiences
+        return logits.view(len(x), -1, self.num_outputs).amax(1) if self.per_experience else logits
 
     def learn(self, x: torch.Tensor, y: torch.Tensor, *, checked: bool = False) -> None:
         """Add the minibatch ``(x, y)`` to the class means (``checked``: inputs already validated)."""
@@ -103,7 +141,8 @@ class PrototypeReadoutModel(nn.Module):
             check_inputs(x, self.learner.input_shape, y, self.num_outputs, self.task)
         if len(x) == 0:
             return
-        means, counts = prototype_update(self.prototype_means, self.prototype_counts, self.patterns(x), y)
+        slots = self._slots(y)
+        means, counts = prototype_update(self.prototype_means, self.prototype_counts, self.patterns(x), slots)
         self.prototype_means.copy_(means)
         self.prototype_counts.copy_(counts)
 
@@ -131,7 +170,9 @@ class FLP(LocalRuleTemplate):
         the mean of its patterns, read out by nearest mean; see :class:`PrototypeReadoutModel`). The
         prototype readout keeps every class seen on an arbitrarily long class-incremental stream and treats
         a minibatch exactly as the same images one at a time; the layers below it are not plastic.
-    :param prototype_layer: with ``readout="prototype"``, the layer whose activity the prototypes store
+        ``"experience_prototype"``: the same with one prototype per label and training experience, for
+        domain-incremental streams (a label's logit is its nearest prototype's).
+    :param prototype_layer: with a prototype readout, the layer whose activity the prototypes store
         (0, the default: the trunk's features; ``l``: hidden layer ``l``).
     :param num_classes: with ``readout="prototype"``, the number of classes (default: the head's units); it
         may exceed the head, as the prototypes do not use the meta-trained head.
@@ -163,16 +204,17 @@ class FLP(LocalRuleTemplate):
         learner = deployed_rates(resolve_learner(learner, "FLPLearner"), rate_scale, clamp_negative_rates)
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        if readout == "prototype" and learner.config.task != "classification":
-            raise ValueError("readout='prototype' needs a classification learner, got a regression one")
+        if readout in PROTOTYPE_READOUTS and learner.config.task != "classification":
+            raise ValueError(f"readout={readout!r} needs a classification learner, got a regression one")
         if readout == "rule" and num_classes is not None:
             raise ValueError("num_classes is the prototype readout's; with readout='rule' the head sets it")
         self.rate_scale = float(rate_scale)
         self.clamp_negative_rates = clamp_negative_rates
         self.readout = readout
-        if readout == "prototype":
+        if readout in PROTOTYPE_READOUTS:
             classes = learner.num_outputs if num_classes is None else num_classes
-            model: nn.Module = PrototypeReadoutModel(learner, classes, prototype_layer)
+            per_experience = readout == "experience_prototype"
+            model: nn.Module = PrototypeReadoutModel(learner, classes, prototype_layer, per_experience)
         else:
             model = PlasticModel(learner)
         # Avalanche's template wants an optimizer; FLP has none at deployment.
@@ -193,6 +235,11 @@ class FLP(LocalRuleTemplate):
             **base_kwargs,
         )
         self.reset_on_train = reset_on_train
+
+    def _before_training_exp(self, **kwargs):
+        if isinstance(self.model, PrototypeReadoutModel):
+            self.model.experience = int(self.experience.current_experience)
+        super()._before_training_exp(**kwargs)
 
 
 __all__ = ["FLP", "PrototypeReadoutModel", "deployed_rates"]

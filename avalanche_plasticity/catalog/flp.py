@@ -72,7 +72,7 @@ def _strategy(ctx: StrategyContext) -> Any:
 
     readout = ctx.settings.get("readout", "rule")
     classes = {}
-    if readout == "prototype":
+    if readout in ("prototype", "experience_prototype"):
         classes = {"num_classes": ctx.num_classes, "prototype_layer": ctx.settings.get("prototype_layer", 0)}
     return FLP(learner=ctx.learner, seed=ctx.seed, readout=readout, **classes, **ctx.common)
 
