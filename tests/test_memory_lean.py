@@ -119,8 +119,9 @@ def test_anchor_interval_does_not_change_the_gradient(anchor_every):
     assert max(errors.values()) <= 1e-10, errors
 
 
-def test_replayed_segments_give_the_same_gradient():
-    """With ``max_amplification=1`` every Oja segment is replayed from its anchor instead of inverted."""
+def test_replayed_segments_and_episode_chunks_give_the_same_gradient():
+    """With ``max_amplification=1`` every Oja segment is replayed from its anchor instead of inverted; with
+    ``episode_chunk`` the episodes run a chunk at a time."""
     learner = make_learner(rate=1e-4)
     batch = sine_batch(torch.float64, steps=50)
     E = batch.episodes
@@ -153,6 +154,13 @@ def test_replayed_segments_give_the_same_gradient():
     replayed = grads(LeanSpec("regression", "oja", max_amplification=1.0))
     for a, b in zip(inverted, replayed, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+    # a meta-batch run a chunk of episodes at a time: the same final weights and gradients
+    assert E == 2
+    whole = LeanSpec("regression", "oja", episode_chunk=E)
+    for a, b in zip(final(whole), final(LeanSpec("regression", "oja", episode_chunk=1)), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+    for a, b in zip(grads(whole), inverted, strict=True):  # (one thread: chunks of one episode)
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
 
 
 def test_memory_lean_with_truncation():
@@ -183,6 +191,8 @@ def test_bad_meta_gradient_settings_are_clear_errors():
         MetaTrainConfig(lean_anchor_every=0)
     with pytest.raises(ValueError, match="anchor_every"):
         LeanSpec("regression", "oja", anchor_every=-1)
+    with pytest.raises(ValueError, match="episode_chunk must be None or a positive int, got 0"):
+        LeanSpec("regression", "oja", episode_chunk=0)
     oml = OMLLearner(OMLConfig(rln_sizes=(11, 8), pln_sizes=(8, 1)), seed=0)
     with pytest.raises(ValueError, match="memory_lean"):
         meta_train(
