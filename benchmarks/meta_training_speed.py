@@ -72,7 +72,8 @@ NOTES = (
     "floor_fraction: (gflop / the measured 32x300x300 forward-form matmul rate) / memory-lean seconds per "
     "episode; gflop counts the stored graph's matmul work (memory_lean_executed_gflop adds the outer "
     "product rebuilt backwards). speedup_vs_loop: loop seconds per episode over memory-lean's at its best "
-    "meta-batch, same thread count. batched at meta-batch 16 is not run (autograd state beyond 24 GB). "
+    "meta-batch, same thread count. batched at meta-batch 16 is not run (autograd state beyond 24 GB); "
+    "memory-lean runs a meta-batch a chunk of as many episodes as threads at a time (episode_chunk). "
     "Workers run with OMP_WAIT_POLICY=PASSIVE: with other jobs on the 2 cores, spinning OpenMP threads "
     "collapsed 2-thread matmul to ~1.5-6 GFLOP/s (30 GFLOP/s passive)."
 )
