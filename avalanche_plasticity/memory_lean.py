@@ -35,7 +35,7 @@ multiplier, linear feedback and a differentiable trunk (gradients w.r.t. the fea
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -472,6 +472,47 @@ def _replay(
         kept.append([w.clone() for w in weights])
         step_(weights, meta, features[:, t], targets[:, t], spec, work=work)
     return kept
+
+
+def checkpointed_trajectory(
+    step: Callable[[list[Tensor], Tensor, Tensor], list[Tensor]],
+    fast: Sequence[Tensor],
+    features: Tensor,
+    targets: Tensor,
+    anchor_every: int | None = None,
+) -> list[Tensor]:
+    """Run ``step`` over ``features (E, T, ...)`` keeping only every ``k``-th fast state (``k =
+    ceil(sqrt(T))`` by default): each segment of ``k`` steps is a non-reentrant
+    :func:`torch.utils.checkpoint.checkpoint`, re-run forward during the backward pass.
+
+    The memory-lean meta-gradient of a rule that cannot be inverted elementwise. The plasticity-rule pool's
+    step ``W' = W + sum_r theta_r F_r(W)`` has terms that multiply ``W`` by matrices on either side (Oja's
+    subspace form ``(y^T y) W``, the sandwich terms), so rebuilding ``W`` from ``W'`` would mean solving a
+    linear system per step; re-running the step forward from the last kept state is exact instead (the
+    same operations on the same numbers) at the cost of one more forward pass. Memory: ``T/k`` fast states
+    plus one segment's graph. ``step`` must be deterministic (draws belong to the initial state).
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    T = features.shape[1]
+    k = LeanSpec("regression", "hebb", anchor_every=anchor_every).interval(max(T, 1))
+    fast = list(fast)
+    n = len(fast)
+
+    def segment(start: int, end: int) -> Callable[..., tuple[Tensor, ...]]:
+        def run(*state: Tensor) -> tuple[Tensor, ...]:
+            w, x, y = list(state[:n]), state[n], state[n + 1]
+            for t in range(end - start):
+                w = step(w, x[:, t], y[:, t])
+            return tuple(w)
+
+        return run
+
+    for start in range(0, T, k):
+        end = min(start + k, T)
+        x, y = features[:, start:end], targets[:, start:end]
+        fast = list(checkpoint(segment(start, end), *fast, x, y, use_reentrant=False))
+    return fast
 
 
 def lean_trajectory(

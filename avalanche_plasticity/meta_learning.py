@@ -76,9 +76,11 @@ class MetaTrainConfig:
     :param meta_gradient: how the meta-gradient through the online trajectory is computed.
         ``"stored"`` (the default and the reference): autograd keeps every step's graph, memory linear in
         the steps (~12.5 MB per step and episode on the FLP authors' sine network). ``"memory_lean"``:
-        the learner's reversible backward pass (FLP only, :mod:`avalanche_plasticity.memory_lean`) keeps
-        each step's activities and rebuilds the fast weights backwards; the same gradient up to rounding,
-        a tenth of the memory or less. The two may be swapped when resuming a checkpoint.
+        the learner's memory-lean backward pass (:mod:`avalanche_plasticity.memory_lean`): FLP's is
+        reversible (it keeps each step's activities and rebuilds the fast weights backwards), the
+        plasticity-rule pool's re-runs checkpointed segments of ``sqrt(T)`` steps forward; the same
+        gradient up to rounding, a tenth of the memory or less. The two may be swapped when resuming a
+        checkpoint.
     :param lean_anchor_every: with ``"memory_lean"``, steps between stored fast-weight sets (None:
         ``ceil(sqrt(T))``); fewer anchors save memory, more bound the rebuilding's rounding drift.
     """
@@ -179,7 +181,8 @@ def check_meta_gradient(learner: Any, meta_gradient: str) -> None:
         raise ValueError(f"meta_gradient must be one of {META_GRADIENTS}, got {meta_gradient!r}")
     if meta_gradient == "memory_lean" and not hasattr(learner, "adapt_memory_lean"):
         raise ValueError(
-            f"meta_gradient='memory_lean' needs a learner with a memory-lean trajectory (FLPLearner); "
+            f"meta_gradient='memory_lean' needs a learner with a memory-lean trajectory (FLPLearner, "
+            f"PlasticityRuleLearner); "
             f"{type(learner).__name__} has none, use meta_gradient='stored'"
         )
 

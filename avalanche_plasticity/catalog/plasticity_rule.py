@@ -85,6 +85,7 @@ SPEC = register_learner(
         make=_rule_strategy,
         tasks=CLASSIFICATION,
         has_lr=False,  # the rule's coefficients are meta-learned
+        meta_gradients=("stored", "memory_lean"),  # memory-lean: checkpointed sqrt(T) segments
     )
 )
 FEEDBACK_ALIGNMENT = register_strategy(

@@ -228,13 +228,14 @@ class PlasticityRuleLearner(nn.Module):
         """Fresh Xavier-uniform forward weights (times ``config.init_gain``) and, for fixed feedback,
         Xavier-uniform feedback matrices per episode."""
         s = self.config.layer_sizes
-        device = self.raw_coefficients.device
+        # on the coefficients' device and in their dtype (a float64 learner learns in float64)
+        like = dict(device=self.raw_coefficients.device, dtype=self.raw_coefficients.dtype)
         gain = self.config.init_gain
         shapes = [(episodes, s[l + 1], s[l]) for l in range(self.num_layers)]
-        weights = [(xavier_uniform(sh, self.generator) * gain).to(device) for sh in shapes]
+        weights = [(xavier_uniform(sh, self.generator) * gain).to(**like) for sh in shapes]
         if self.config.feedback == "symmetric":
             return weights
-        return weights + [xavier_uniform(sh, self.generator).to(device) for sh in shapes]
+        return weights + [xavier_uniform(sh, self.generator).to(**like) for sh in shapes]
 
     def split(self, fast: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor] | None]:
         """``(forward weights, feedback matrices or None)`` of a fast state."""
@@ -266,6 +267,21 @@ class PlasticityRuleLearner(nn.Module):
             weights, feedback, coefs, terms, features, targets, beta=self.config.beta, inplace=inplace
         )
         return new if feedback is None else new + feedback
+
+    def adapt_memory_lean(
+        self,
+        fast: Sequence[Tensor],
+        features: Tensor,
+        targets: Tensor,
+        anchor_every: int | None = None,
+    ) -> list[Tensor]:
+        """The online trajectory with the memory-lean meta-gradient: the fast state kept every
+        ``anchor_every`` steps (None: ``ceil(sqrt(T))``), each segment re-run forward in the backward
+        pass (:func:`~avalanche_plasticity.memory_lean.checkpointed_trajectory`; the pool's step is not
+        invertible elementwise). The same gradient as the stored graph; memory ``O(sqrt(T))`` fast states."""
+        from ..memory_lean import checkpointed_trajectory
+
+        return checkpointed_trajectory(self.step, fast, features, targets, anchor_every)
 
     def _rule_numbers(self) -> dict[str, float]:
         """The coefficients as Python numbers, recomputed only when they change (checked by the
