@@ -1,14 +1,18 @@
 """Write benchmarks/RESULTS.md from the JSON files in benchmarks/results/ (no number typed by hand).
 
-python benchmarks/summarize.py
+    python benchmarks/summarize.py --write               # regenerate RESULTS.md (replaces hand-made text)
+    python benchmarks/summarize.py --section alignment   # print one section's tables, write nothing
+
+RESULTS.md carries hand-written context beside the generated tables, so regenerating it is opt-in
+(``--write``); the usual way to refresh one section is ``--section`` and pasting its tables.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -20,7 +24,8 @@ COMMANDS = {
     ),
     "continual_sine": "AVP_THREADS=1 python benchmarks/continual_sine.py --runs 5",
     "meta_training_speed": "python benchmarks/meta_training_speed.py --meta-batch 16 --threads 1",
-    "alignment": "python benchmarks/alignment.py --data-root ../shared/data --threads 2 --depths 2,4,8",
+    "alignment": "python benchmarks/alignment.py --data-root ../shared/data --threads 1 --fresh "
+    "--depths 2,4,8",
     "compare_default": "python benchmarks/compare_default.py",
     "compare_all": "python benchmarks/compare_default.py --strategies FLP OML Naive EWC Replay "
     "ComplexSynapse Naive+fa Naive+sa EWC+sa Replay+sa --seeds 0 1 2 "
@@ -608,10 +613,16 @@ SECTIONS = (
 )
 
 
-def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--section":  # print one section's tables, write nothing
-        fmt = {name: f for name, _, f in SECTIONS}[sys.argv[2]]
-        print("\n".join(fmt(load(sys.argv[2]))))
+def main(argv: list[str] | None = None) -> None:
+    names = [name for name, _, _ in SECTIONS]
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--section", choices=names, help="print one section's tables and write nothing")
+    mode.add_argument("--write", action="store_true", help="regenerate the whole of RESULTS.md")
+    args = p.parse_args(argv)
+    if args.section:
+        fmt = {name: f for name, _, f in SECTIONS}[args.section]
+        print("\n".join(fmt(load(args.section))))
         return
     out = [
         "# Benchmark results",
