@@ -275,6 +275,16 @@ class FLPLearner(nn.Module):
         """The meta-learned initial weights, expanded to ``episodes`` independent copies."""
         return [w.unsqueeze(0).expand(episodes, *w.shape) for w in self.initial_weights]
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Checkpoints written before the classifier's output layer lost its feedback weights (bef57e6)
+        # carry an (n_L, k) matrix there that no step ever read (the output's target is the label): drop it.
+        key = f"{prefix}feedback_weights.{len(self.feedback_weights) - 1}"
+        saved, own = state_dict.get(key), self.feedback_weights[-1]
+        if self.config.task == "classification" and saved is not None and own.shape[-1] == 0:
+            if saved.dim() == 2 and saved.shape[0] == own.shape[0] and saved.shape[1] > 0:
+                state_dict[key] = saved.new_zeros(own.shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def features(self, x: Tensor) -> Tensor:
         """Trunk features of ``x`` (any leading dims)."""
         return self.trunk(x)

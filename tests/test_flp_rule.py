@@ -122,3 +122,25 @@ def test_batched_episodes_equal_one_at_a_time():
         single = L.adapt(L.initial_fast_weights(1), x[e : e + 1], y[e : e + 1])
         for a, b in zip(batched, single, strict=True):
             torch.testing.assert_close(a[e : e + 1], b)
+
+
+def test_a_classifier_checkpoint_with_the_old_unused_output_feedback_still_loads():
+    """Checkpoints from before the classifier's output layer lost its feedback weights carry an (n_L, k)
+    matrix there that no step read: it is dropped on load; any other mismatch is still an error."""
+    import pytest
+
+    from avalanche_plasticity.flp import FLPConfig, FLPLearner
+
+    config = FLPConfig(layer_sizes=(6, 8, 4), task="classification")
+    learner = FLPLearner(config, seed=0)
+    old = learner.state_dict()
+    last = f"feedback_weights.{len(learner.feedback_weights) - 1}"
+    assert old[last].shape == (4, 0)
+    old[last] = torch.randn(4, 4)  # the old layout: feedback from the 4-way signal to the output
+    fresh = FLPLearner(config, seed=1)
+    fresh.load_state_dict(old)
+    for a, b in zip(fresh.state_dict().values(), learner.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    old[last] = torch.randn(5, 4)  # not the old layout: still refused
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        FLPLearner(config, seed=1).load_state_dict(old)
