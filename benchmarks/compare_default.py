@@ -15,7 +15,8 @@ With ``--strategies`` (and ``--seeds``) it times that comparison instead, e.g. e
 package side by side on the default stream:
 
     python benchmarks/compare_default.py --strategies FLP OML Naive EWC Replay ComplexSynapse \\
-        Naive+fa Naive+sa EWC+sa Replay+sa --seeds 0 1 2 --out benchmarks/results/compare_all.json
+        GainModulation Naive+fa Naive+sa EWC+sa Replay+sa --seeds 0 1 2 \\
+        --out benchmarks/results/compare_all.json
 
 ``--tune-lr`` picks the baselines' SGD rates as ``benchmarks/continual_sine.py`` does, on validation
 problems: every rate of ``LR_GRID`` on the default job's stream at the validation stream seeds 10000-10002

@@ -28,7 +28,7 @@ COMMANDS = {
     "--depths 2,4,8",
     "compare_default": "python benchmarks/compare_default.py",
     "compare_all": "python benchmarks/compare_default.py --strategies FLP OML Naive EWC Replay "
-    "ComplexSynapse Naive+fa Naive+sa EWC+sa Replay+sa --seeds 0 1 2 "
+    "ComplexSynapse GainModulation Naive+fa Naive+sa EWC+sa Replay+sa --seeds 0 1 2 "
     "--out benchmarks/results/compare_all.json",
     "distributed": "python benchmarks/distributed.py --repeats 3 --data-root ../shared/data",
     "plasticity_rules": "AVP_DATA_DIR=../shared/data python benchmarks/plasticity_rules.py",
@@ -207,8 +207,9 @@ def compare_all(d: dict) -> list[str]:
     """Every learner of the package in one ``compare`` on the default stream."""
     seeds = d["config"].get("seeds", [0])
     lines = [
-        f"`{d['command']}`: {d['seconds']:.0f} s wall from scratch (meta-training FLP, OML and the complex "
-        f"synapse, then every strategy on {len(seeds)} stream seeds). Final MSE on all 10 functions, mean ± "
+        f"`{d['command']}`: {d['seconds']:.0f} s wall from a fresh clone (the shipped FLP and OML, the "
+        "learners without a shipped file meta-trained in the job, then every strategy on "
+        f"{len(seeds)} stream seeds). Final MSE on all 10 functions, mean ± "
         "std over the seeds; `<base>+<rule>` is the SGD strategy trained with that credit-assignment rule.",
         "",
         "| strategy | final MSE |",
