@@ -178,14 +178,20 @@ def test_prototype_readout_refuses_regression_and_labels_beyond_its_classes():
 
 
 def test_compare_uses_the_scenario_readout_and_records_it(mnist_root, tmp_path):
-    """split_mnist's class-incremental streams deploy FLP with the prototype readout unless
-    ``stream.readout`` says otherwise; each run records the readout it used."""
+    """split_mnist's class-incremental streams deploy FLP with the prototype readout and its
+    domain-incremental ones with per-experience prototypes, unless ``stream.readout`` says otherwise; each
+    run records the readout it used."""
     from avalanche_plasticity.cli import main
 
     quiet = ["--wandb-mode", "disabled", "--quiet", "--threads", "1", "--data-root", str(mnist_root)]
     argv = ["compare", "--scenario", "split_mnist", "--strategies", "FLP", "--meta-steps", "1"]
     argv += ["--set", "stream.train_per_experience=40", "--checkpoint-dir", str(tmp_path), *quiet]
-    for extra, expected in (([], "prototype"), (["--set", "stream.readout=rule"], "rule")):
+    domain = ["--set", "stream.setting=domain"]
+    for extra, expected in (
+        ([], "prototype"),
+        (["--set", "stream.readout=rule"], "rule"),
+        (domain, "experience_prototype"),  # domain-incremental: one prototype per label and experience
+    ):
         out = tmp_path / expected
         assert main([*argv, *extra, "--out", str(out)]) == 0
         (run,) = json.loads((out / "results.json").read_text())["runs"]
