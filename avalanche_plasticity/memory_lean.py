@@ -76,10 +76,7 @@ class LeanSpec:
             raise ValueError(f"task must be 'regression' or 'classification', got {self.task!r}")
         if self.rule not in ("oja", "hebb"):
             raise ValueError(f"rule must be 'oja' or 'hebb', got {self.rule!r}")
-        if self.anchor_every is not None and (
-            not isinstance(self.anchor_every, int) or self.anchor_every < 1
-        ):
-            raise ValueError(f"anchor_every must be None or a positive int, got {self.anchor_every!r}")
+        anchor_interval(1, self.anchor_every)  # validates it
         if self.episode_chunk is not None and (
             isinstance(self.episode_chunk, bool)
             or not isinstance(self.episode_chunk, int)
@@ -91,7 +88,18 @@ class LeanSpec:
 
     def interval(self, steps: int) -> int:
         """Steps between anchors for a ``steps``-long trajectory."""
-        return self.anchor_every or max(1, math.ceil(math.sqrt(steps)))
+        return anchor_interval(steps, self.anchor_every)
+
+
+def anchor_interval(steps: int, anchor_every: int | None = None) -> int:
+    """``anchor_every``, or ``ceil(sqrt(steps))`` when it is None: steps between kept fast states.
+
+    :raises ValueError: ``anchor_every`` is neither None nor a positive int."""
+    if anchor_every is not None and (
+        isinstance(anchor_every, bool) or not isinstance(anchor_every, int) or anchor_every < 1
+    ):
+        raise ValueError(f"anchor_every must be None or a positive int, got {anchor_every!r}")
+    return anchor_every or max(1, math.ceil(math.sqrt(steps)))
 
 
 @dataclass
@@ -495,24 +503,19 @@ def checkpointed_trajectory(
     from torch.utils.checkpoint import checkpoint
 
     T = features.shape[1]
-    k = LeanSpec("regression", "hebb", anchor_every=anchor_every).interval(max(T, 1))
-    fast = list(fast)
+    k = anchor_interval(max(T, 1), anchor_every)
     n = len(fast)
 
-    def segment(start: int, end: int) -> Callable[..., tuple[Tensor, ...]]:
-        def run(*state: Tensor) -> tuple[Tensor, ...]:
-            w, x, y = list(state[:n]), state[n], state[n + 1]
-            for t in range(end - start):
-                w = step(w, x[:, t], y[:, t])
-            return tuple(w)
-
-        return run
+    def segment(*state: Tensor) -> tuple[Tensor, ...]:  # the fast state, then the segment's x and y
+        w, x, y = list(state[:n]), state[n], state[n + 1]
+        for t in range(x.shape[1]):
+            w = step(w, x[:, t], y[:, t])
+        return tuple(w)
 
     for start in range(0, T, k):
-        end = min(start + k, T)
-        x, y = features[:, start:end], targets[:, start:end]
-        fast = list(checkpoint(segment(start, end), *fast, x, y, use_reentrant=False))
-    return fast
+        x, y = features[:, start : start + k], targets[:, start : start + k]
+        fast = checkpoint(segment, *fast, x, y, use_reentrant=False)
+    return list(fast)
 
 
 def lean_trajectory(

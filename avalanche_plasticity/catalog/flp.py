@@ -69,10 +69,11 @@ def preset(scenario: str, scale: str) -> Preset | None:
 
 def _strategy(ctx: StrategyContext) -> Any:
     from avalanche_plasticity.strategies import FLP
+    from avalanche_plasticity.strategies.flp import PROTOTYPE_READOUTS
 
     readout = ctx.settings.get("readout", "rule")
     classes = {}
-    if readout in ("prototype", "experience_prototype"):
+    if readout in PROTOTYPE_READOUTS:
         classes = {"num_classes": ctx.num_classes, "prototype_layer": ctx.settings.get("prototype_layer", 0)}
     return FLP(learner=ctx.learner, seed=ctx.seed, readout=readout, **classes, **ctx.common)
 
