@@ -171,7 +171,14 @@ class OmniglotTaskSource:
     others the query. Labels are mapped onto ``ways`` distinct random units of a ``num_units``-way head,
     so every output unit is meta-trained and a deployed learner can take any class at any unit.
 
+    With ``tasks > 1`` an episode is a *stream*: its online trajectory learns ``tasks`` such N-way tasks
+    one after another (classes and unit mapping drawn afresh for each; a class may recur), and its query
+    tests the last one. The meta-loss then measures how well the learner still learns after
+    ``(tasks - 1) * ways * shots`` steps of other tasks: a rule that drifts or blows up over a long stream
+    is penalised, one that fits a single short episode is not enough.
+
     :param images: ``(classes, drawers, C, H, W)`` images (e.g. ``load_omniglot("background").images``).
+    :param tasks: N-way tasks per episode, learned in sequence (default 1: the classic episode).
     """
 
     def __init__(
@@ -183,6 +190,7 @@ class OmniglotTaskSource:
         query_shots: int = 5,
         num_units: int = 1000,
         order: Literal["continual", "iid"] = "continual",
+        tasks: int = 1,
     ) -> None:
         from .data import import_learn2learn  # without Gym's "unmaintained" notice on stderr
 
@@ -196,6 +204,9 @@ class OmniglotTaskSource:
             )
         if order not in ("continual", "iid"):
             raise ValueError(f"order must be 'continual' or 'iid', got {order!r}")
+        if isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1:
+            raise ValueError(f"tasks must be an int >= 1 (N-way tasks per episode), got {tasks!r}")
+        self.tasks = tasks
         flat = images.reshape(C * D, *images.shape[2:])
         labels = torch.arange(C).repeat_interleave(D)
         dataset = l2l.data.MetaDataset(torch.utils.data.TensorDataset(flat, labels))
@@ -235,8 +246,15 @@ class OmniglotTaskSource:
             y[:, k:].reshape(n * q),
         )
 
+    def _stream(self, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``tasks`` tasks' online trajectories one after another; the last task's query."""
+        parts = [self._one(generator) for _ in range(self.tasks)]
+        if self.tasks == 1:
+            return parts[0]
+        return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), *parts[-1][2:])
+
     def sample(self, episodes: int, generator: torch.Generator) -> EpisodeBatch:
-        parts = [self._one(generator) for _ in range(episodes)]
+        parts = [self._stream(generator) for _ in range(episodes)]
         return EpisodeBatch(*(torch.stack(p) for p in zip(*parts, strict=True)))
 
 

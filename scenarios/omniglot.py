@@ -78,11 +78,19 @@ def omniglot_meta_train_source(
     num_units: int = 1000,
     image_size: int = 28,
     order: str = "continual",
+    tasks: int = 1,
     root: str | Path | None = None,
 ) -> OmniglotTaskSource:
-    """Meta-training episodes on the 964 *background* classes (disjoint from :func:`ContinualOmniglot`)."""
+    """Meta-training episodes on the 964 *background* classes (disjoint from :func:`ContinualOmniglot`);
+    ``tasks`` N-way tasks learned one after another per episode (see :class:`OmniglotTaskSource`)."""
     data = load_omniglot("background", root=root, image_size=image_size)
     import_learn2learn()  # the source imports learn2learn: without Gym's "unmaintained" notice on stderr
     return OmniglotTaskSource(
-        data.images, ways=ways, shots=shots, query_shots=query_shots, num_units=num_units, order=order
+        data.images,
+        ways=ways,
+        shots=shots,
+        query_shots=query_shots,
+        num_units=num_units,
+        order=order,
+        tasks=tasks,
     )
