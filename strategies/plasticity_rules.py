@@ -186,6 +186,8 @@ class FeedbackAlignment(MetaPlasticityRule):
     ties the feedback to the forward weights, which is online backprop SGD on the same network.
 
     :param lr: the pseudo-gradient coefficient ``theta_0``.
+    :param input_norm: scale every input to this L2 norm first (None: raw inputs); see
+        :class:`~avalanche_plasticity.plasticity_rules.PlasticityRuleConfig`.
     """
 
     def __init__(
@@ -196,6 +198,7 @@ class FeedbackAlignment(MetaPlasticityRule):
         hidden_sizes: Sequence[int] = PAPER_HIDDEN_SIZES,
         input_shape: Sequence[int] = (1, 28, 28),
         symmetric: bool = False,
+        input_norm: float | None = None,
         **kwargs,
     ) -> None:
         check_number("lr", lr)
@@ -208,6 +211,7 @@ class FeedbackAlignment(MetaPlasticityRule):
             coefficients={"pseudo_gradient": float(lr)},
             feedback="symmetric" if symmetric else "fixed",
             input_shape=shape,
+            input_norm=input_norm,
         )
         super().__init__(learner=learner, **kwargs)
 

@@ -582,3 +582,44 @@ def test_a_minibatch_is_learned_one_sample_at_a_time_by_default():
     for a, b in zip(weights["online"], weights["sequential"], strict=True):
         torch.testing.assert_close(a, b)
     assert not all(torch.allclose(a, b) for a, b in zip(weights["online"], weights["sum"], strict=True))
+
+
+def test_input_norm_scales_every_input_and_makes_learning_scale_free():
+    """``input_norm`` (divisive normalisation): every input reaches the first layer at that L2 norm, so a
+    stream of brighter images (MNIST carries about twice Omniglot's squared norm) is learned exactly as the
+    same images at the meta-training brightness."""
+    from avalanche_plasticity.strategies.online import PlasticModel
+
+    def model(norm):
+        learner = rule_learner(
+            ("pseudo_gradient", "oja"),
+            layer_sizes=(12, 8, 3),
+            coefficients={"pseudo_gradient": 0.05, "oja": 0.01},
+            input_norm=norm,
+        )
+        learner.generator = torch.Generator().manual_seed(0)
+        learner.freeze()
+        return PlasticModel(learner)
+
+    x = torch.rand(40, 12, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(2))
+    features = model(6.5).learner.features(x)
+    assert torch.allclose(features.norm(dim=-1), torch.full((40,), 6.5))
+    dim, bright = model(6.5), model(6.5)
+    raw_dim, raw_bright = model(None), model(None)
+    for t in range(40):
+        dim.learn(x[t : t + 1], y[t : t + 1])
+        bright.learn(3.0 * x[t : t + 1], y[t : t + 1])
+        raw_dim.learn(x[t : t + 1], y[t : t + 1])
+        raw_bright.learn(3.0 * x[t : t + 1], y[t : t + 1])
+    for a, b in zip(dim.fast_weights, bright.fast_weights, strict=True):
+        torch.testing.assert_close(a, b)  # brightness does not change what is learned ...
+    assert not torch.allclose(raw_dim.fast_weights[0], raw_bright.fast_weights[0])  # ... without it, it does
+    # deployment on another network keeps the normalisation
+    assert dim.learner.with_network((12, 5, 4)).config.input_norm == 6.5
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True, "6.5"])
+def test_bad_input_norm_raises(bad):
+    with pytest.raises(ValueError, match="input_norm must be None or a finite number > 0"):
+        PlasticityRuleConfig(layer_sizes=(4, 3), input_norm=bad)

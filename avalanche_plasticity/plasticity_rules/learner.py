@@ -81,6 +81,11 @@ class PlasticityRuleConfig:
         ``math.sqrt(2)`` (He's gain) keeps it in deep nets. The gain is not put on the feedback matrices:
         errors sent back through them at full size but in random directions made FA and learned rules
         diverge in online passes (``benchmarks/NOTES.md``).
+    :param input_norm: scale every input to this L2 norm before the first layer (divisive normalisation;
+        None: raw inputs, the paper's). The rule then sees the same input energy in meta-training and on a
+        stream of other images: MNIST digits carry about twice the squared norm of Omniglot characters,
+        which pushed rules meta-trained on Omniglot past the stability bound of their Oja term
+        (``theta ||y||^2 < 2``) and made them diverge on MNIST.
     """
 
     layer_sizes: tuple[int, ...] = PAPER_LAYER_SIZES
@@ -93,6 +98,7 @@ class PlasticityRuleConfig:
     task: str = "classification"
     term_lr_scale: dict[str, float] | None = None
     init_gain: float = 1.0
+    input_norm: float | None = None
 
     def __post_init__(self) -> None:
         self.layer_sizes = tuple(int(n) for n in self.layer_sizes)
@@ -144,6 +150,15 @@ class PlasticityRuleConfig:
         ):
             raise ValueError(f"init_gain must be a finite number > 0, got {self.init_gain}")
         self.init_gain = float(self.init_gain)
+        norm = self.input_norm
+        if norm is not None:
+            if (
+                isinstance(norm, bool)
+                or not isinstance(norm, (int, float))
+                or not (math.isfinite(norm) and norm > 0)
+            ):
+                raise ValueError(f"input_norm must be None or a finite number > 0, got {self.input_norm!r}")
+            self.input_norm = float(norm)
         if self.task != "classification":
             raise ValueError(
                 f"task must be 'classification' (the rule's error is softmax - onehot), got {self.task!r}"
@@ -220,9 +235,12 @@ class PlasticityRuleLearner(nn.Module):
         return len(self.config.layer_sizes) - 1
 
     def features(self, x: Tensor) -> Tensor:
-        """Flatten each input (the network works on vectors)."""
+        """Flatten each input (the network works on vectors), scaled to ``config.input_norm`` if set."""
         k = len(self.config.input_shape)
-        return x.flatten(-k) if k > 1 else x
+        x = x.flatten(-k) if k > 1 else x
+        if self.config.input_norm is not None:  # divisive normalisation: x <- c x / ||x||
+            x = x * (self.config.input_norm / x.norm(dim=-1, keepdim=True).clamp(min=1e-12))
+        return x
 
     def initial_fast_weights(self, episodes: int = 1) -> list[Tensor]:
         """Fresh Xavier-uniform forward weights (times ``config.init_gain``) and, for fixed feedback,
@@ -340,11 +358,12 @@ def rule_learner(
     input_shape: Sequence[int] | None = None,
     term_lr_scale: Mapping[str, float] | None = None,
     init_gain: float = 1.0,
+    input_norm: float | None = None,
 ) -> PlasticityRuleLearner:
     """Build a learner. ``coefficients`` as a mapping ``{term: theta}`` (others 0) or one value per term;
     default: the paper's start (pseudo-gradient 1e-3, others 0). ``term_lr_scale``: per-term scale of the
-    meta-learning rate; ``init_gain``: gain on the Xavier init (1: the paper's; see
-    :class:`PlasticityRuleConfig`).
+    meta-learning rate; ``init_gain``: gain on the Xavier init (1: the paper's); ``input_norm``: the L2
+    norm inputs are scaled to (None: raw); see :class:`PlasticityRuleConfig`.
 
     :raises ValueError: unknown term names, or coefficients that do not match the terms.
     """
@@ -365,6 +384,7 @@ def rule_learner(
         input_shape=None if input_shape is None else tuple(input_shape),
         term_lr_scale=None if term_lr_scale is None else dict(term_lr_scale),
         init_gain=init_gain,
+        input_norm=input_norm,
     )
     return PlasticityRuleLearner(cfg, coefficients=values)
 
