@@ -49,6 +49,7 @@ LEARNERS: dict[str, tuple[type, type]] = {
 
 
 META_GRADIENTS = ("stored", "memory_lean")
+ON_DIVERGED = ("skip_batch", "drop_episodes")
 # Config fields that change how the meta-gradient is computed, not what it is: free to differ on resume.
 GRADIENT_METHOD_FIELDS = ("meta_gradient", "lean_anchor_every")
 
@@ -65,8 +66,15 @@ class MetaTrainConfig:
     :param meta_batch_size: episodes per meta-update (run batched, in one computation).
     :param lr: Adam learning rate per parameter group; groups not named use ``default_lr``.
     :param truncate: back-propagate through only the last ``truncate`` online steps (None: all).
-    :param grad_clip: clip the global meta-gradient norm (None: no clipping). NaN entries are zeroed;
-        a meta-batch whose loss is not finite is skipped (no update).
+    :param grad_clip: clip the global meta-gradient norm (None: no clipping). NaN entries are zeroed.
+    :param on_diverged: what a meta-batch whose loss is not finite (an episode's learning diverged) does.
+        ``"skip_batch"`` (default): no update. ``"drop_episodes"``: its episodes are re-run one at a time
+        (each with fresh initial weights) and the update is the mean over those that stay finite; the
+        history records how many were dropped. A rule at the edge of stability then keeps being
+        meta-trained on the episodes it survives instead of stalling on every batch that holds one it
+        does not; but the dropped episodes give no gradient away from the instability, so it does not make
+        a rule stable (the shipped rule is made stable by its episodes, see
+        :class:`~avalanche_plasticity.tasks.OmniglotTaskSource`'s ``tasks``). Single-process runs only.
     :param checkpoint_every: meta-updates between checkpoints.
     :param seed: seeds task sampling.
     :param episode_seeds: draw episode ``i`` of meta-update ``s`` from its own generator, seeded from
@@ -96,6 +104,7 @@ class MetaTrainConfig:
     episode_seeds: bool = False
     meta_gradient: str = "stored"
     lean_anchor_every: int | None = None
+    on_diverged: str = "skip_batch"
 
     def __post_init__(self) -> None:
         for name in ("steps", "meta_batch_size", "checkpoint_every"):
@@ -116,6 +125,8 @@ class MetaTrainConfig:
             raise ValueError(
                 f"lean_anchor_every must be None or a positive int, got {self.lean_anchor_every!r}"
             )
+        if self.on_diverged not in ON_DIVERGED:
+            raise ValueError(f"on_diverged must be one of {ON_DIVERGED}, got {self.on_diverged!r}")
         if self.truncate is not None and self.truncate < 1:
             raise ValueError(f"truncate must be None or >= 1, got {self.truncate}")
         for k, v in {**self.lr, "default_lr": self.default_lr}.items():
@@ -239,6 +250,35 @@ def meta_loss(
     return task_loss(learner.predict(fast, query), batch.query_y, learner.config.task).mean()
 
 
+def finite_episodes_backward(learner: Any, batch: EpisodeBatch, config: MetaTrainConfig) -> tuple[float, int]:
+    """Back-propagate the mean meta-loss of the episodes of ``batch`` whose learning stays finite, each
+    re-run alone (``on_diverged="drop_episodes"``). Returns ``(mean finite loss or NaN, episodes dropped)``;
+    the gradients are left in ``.grad`` (none when every episode diverged)."""
+    params = [p for group in learner.param_groups().values() for p in group]
+    kept, losses = 0, []
+    for i in range(batch.episodes):
+        loss = meta_loss(
+            learner, batch.episode(i), config.truncate, config.meta_gradient, config.lean_anchor_every
+        )
+        value = loss.item()
+        if not math.isfinite(value):
+            continue
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        if not all(g is None or bool(torch.isfinite(g).all()) for g in grads):
+            continue  # a finite loss whose gradient overflowed is dropped too
+        for p, g in zip(params, grads, strict=True):
+            if g is not None:
+                p.grad = g if p.grad is None else p.grad + g
+        kept += 1
+        losses.append(value)
+    if not kept:
+        return math.nan, batch.episodes
+    for p in params:
+        if p.grad is not None:
+            p.grad /= kept
+    return sum(losses) / kept, batch.episodes - kept
+
+
 def query_accuracy(learner: Any, batch: EpisodeBatch) -> float:
     """Query accuracy after online learning (classification learners); no gradients."""
     with torch.no_grad():
@@ -331,6 +371,11 @@ def meta_train(
     check_meta_gradient(learner, config.meta_gradient)
     device = next(learner.parameters()).device
     world = world or current_world(device)
+    if world.distributed and config.on_diverged != "skip_batch":
+        raise ValueError(
+            f"on_diverged={config.on_diverged!r} needs a single process; a distributed run skips a diverged "
+            "meta-batch (on_diverged='skip_batch')"
+        )
     if world.distributed:
         world.share(config.meta_batch_size)  # fail early: every rank needs at least one episode
         broadcast_parameters(learner, world)
@@ -392,6 +437,7 @@ def meta_train(
         if device.type != "cpu":
             batch = batch.to(device)
         loss = meta_loss(learner, batch, config.truncate, config.meta_gradient, config.lean_anchor_every)
+        dropped = 0
         if world.distributed:
             loss = loss * weight  # the ranks' weighted losses sum to the mean over the whole meta-batch
         for opt in optimizers.values():
@@ -405,6 +451,9 @@ def meta_train(
             value = loss.item()
             if math.isfinite(value):
                 loss.backward()
+            elif config.on_diverged == "drop_episodes" and batch.episodes > 1:
+                del loss  # free the diverged batch's graph before re-running its episodes
+                value, dropped = finite_episodes_backward(learner, batch, config)
         if math.isfinite(value):  # a diverged episode batch (e.g. unstable plasticity) is skipped
             for p in params:
                 if p.grad is not None:
@@ -415,7 +464,9 @@ def meta_train(
                 opt.step()
             recent.append(value)
         step += 1
-        history.append({"step": step, "meta_loss": value})
+        history.append(
+            {"step": step, "meta_loss": value, **({"dropped_episodes": dropped} if dropped else {})}
+        )
         bar.update(1)
         if recent:  # the median of the last 25 finite losses: one exploding episode does not swamp it
             bar.set_postfix(meta_loss=f"{statistics.median(recent):.4f}")

@@ -7,7 +7,7 @@ from avalanche_plasticity.checkpoint import CheckpointError
 from avalanche_plasticity.flp import FLPConfig, FLPLearner
 from avalanche_plasticity.meta_learning import MetaTrainConfig, load_learner, meta_loss, meta_train
 from avalanche_plasticity.oml import OMLConfig, OMLLearner
-from avalanche_plasticity.tasks import SineTaskSource
+from avalanche_plasticity.tasks import EpisodeBatch, SineTaskSource
 
 SMALL_SINE = dict(functions_per_episode=3, batches_per_function=5, batch_size=8, query_per_function=16)
 
@@ -181,3 +181,56 @@ def test_episode_length_curriculum_follows_the_step_and_resumes(tmp_path):
 def test_bad_length_schedule_raises(schedule):
     with pytest.raises(ValueError, match="length_schedule"):
         SineTaskSource(**{**SMALL_SINE, "length_schedule": schedule})
+
+
+class _FixedEpisodes:
+    """A source that always gives the same batch: episode 0's inputs scaled up so far that the rule's
+    learning overflows there (the others are ordinary)."""
+
+    def __init__(self, diverging: tuple[int, ...]) -> None:
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(4, 20, 1, 6, generator=g)
+        for e in diverging:
+            x[e] *= 1e30  # softplus(1e30 * w x) and its square overflow float32
+        y = torch.randint(0, 3, (4, 20, 1), generator=g)
+        self.batch = EpisodeBatch(
+            x, y, torch.rand(4, 6, 6, generator=g), torch.randint(0, 3, (4, 6), generator=g)
+        )
+
+    def sample(self, episodes, generator):
+        return self.batch
+
+
+@pytest.mark.parametrize("on_diverged", ["skip_batch", "drop_episodes"])
+def test_a_diverged_episode_is_dropped_or_skips_its_batch(on_diverged):
+    from avalanche_plasticity.plasticity_rules.learner import rule_learner
+
+    def run(diverging):
+        learner = rule_learner(
+            ("pseudo_gradient", "oja"),
+            layer_sizes=(6, 5, 3),
+            coefficients={"pseudo_gradient": 0.05, "oja": 0.01},
+            input_shape=(6,),
+        )
+        torch.manual_seed(0)  # the rule learner draws its episodes' initial weights from torch's generator
+        before = learner.coefficients.detach().clone()
+        cfg = MetaTrainConfig(steps=1, meta_batch_size=4, default_lr=1e-2, on_diverged=on_diverged)
+        result = meta_train(learner, _FixedEpisodes(diverging), cfg, progress=False)
+        return result.history[-1], before, learner.coefficients.detach()
+
+    entry, before, after = run((0,))
+    if on_diverged == "skip_batch":
+        assert entry["meta_loss"] != entry["meta_loss"]  # NaN: the whole batch is skipped
+        assert torch.equal(before, after)
+    else:
+        assert entry["dropped_episodes"] == 1  # the three ordinary episodes still meta-train
+        assert entry["meta_loss"] == pytest.approx(entry["meta_loss"]) and entry["meta_loss"] < 10
+        assert not torch.equal(before, after)
+    entry, before, after = run((0, 1, 2, 3))  # every episode diverges: no update either way
+    assert torch.equal(before, after)
+    assert entry.get("dropped_episodes", 4) == 4
+
+
+def test_bad_on_diverged_raises():
+    with pytest.raises(ValueError, match="on_diverged must be one of"):
+        MetaTrainConfig(on_diverged="retry")

@@ -74,11 +74,23 @@ def entry(
     return manifest(folder).get(key(learner, scenario, scale))
 
 
+#: ``MetaTrainConfig`` fields added since the first learners were shipped; at their defaults they leave
+#: meta-training as it was.
+LATER_META_FIELDS = ("on_diverged",)
+
+
 def config_digest(preset: Any) -> str:
     """SHA-256 (first 16 hex digits) of a preset's learner, learner config, meta-training config (all but
     its seed) and episode source: a preset changed by ``--set`` (or by an edit of its catalog entry) gets
-    another digest, so a shipped learner is only deployed for the settings it was meta-trained with."""
-    meta = {k: v for k, v in dataclasses.asdict(preset.meta).items() if k != "seed"}
+    another digest, so a shipped learner is only deployed for the settings it was meta-trained with.
+    Meta-training fields added after learners were shipped (:data:`LATER_META_FIELDS`) count only when
+    they differ from their default, which is the behaviour the shipped learners were made with."""
+    defaults = {f.name: f.default for f in dataclasses.fields(preset.meta)}
+    meta = {
+        k: v
+        for k, v in dataclasses.asdict(preset.meta).items()
+        if k != "seed" and not (k in LATER_META_FIELDS and v == defaults.get(k))
+    }
     settings = {
         "learner": preset.learner,
         "learner_config": dataclasses.asdict(preset.learner_config),
