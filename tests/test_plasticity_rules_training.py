@@ -210,3 +210,26 @@ def test_strategy_bad_input_raises():
         strategy.model.learn(torch.rand(2, 784), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"labels must be in \[0, 10\)"):
         strategy.model.learn(torch.rand(2, 1, 28, 28), torch.tensor([0, 10]))
+
+
+def test_the_shipped_rule_stays_finite_and_keeps_learning_over_a_long_stream(mnist_root):
+    """Issue #15's long-stream check: the shipped rule (meta-trained on Omniglot only) learns SplitMNIST
+    class-incremental online, 10,000 online steps one image at a time, and stays finite; it keeps
+    learning: every new pair of digits is learned to > 80 % on its own test images right after its
+    experience, the last one as well as the first. (The rule it replaced diverged near step 400.)"""
+    bm = _split_mnist(mnist_root, n=10_000)
+    strategy = MetaPlasticityRule(
+        learner="pretrained:omniglot",
+        num_classes=10,
+        eval_mb_size=1000,
+        evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]),
+    )
+    steps = 0
+    for i, exp in enumerate(bm.train_stream):
+        strategy.train(exp)
+        steps += len(exp.dataset)
+        res = strategy.eval(bm.test_stream[i : i + 1])
+        key = next(k for k in res if k.startswith("Top1_Acc_Exp/eval_phase/test_stream"))
+        assert res[key] > 0.8, (i, res[key])
+    assert steps >= 10_000
+    assert all(torch.isfinite(w).all() for w in strategy.model.fast_weights)
