@@ -184,12 +184,19 @@ def main(argv: list[str] | None = None) -> int:
             progress=sys.stderr.isatty(),
         )
         payload[key][section] = {**payload[key].get(section, {}), **section_results(comparison)}
+        earlier = payload.get(config_key, {}).get(section, {})
+        settings = {k: v for k, v in vars(stream).items() if k != "lr"}
+        # a re-run of some strategies keeps the record of the others (the same stream settings only;
+        # a setting the earlier record lacks was added since, at its default)
+        same_stream = all(earlier.get("stream", {}).get(k, v) == v for k, v in settings.items())
+        kept = [n for n in earlier.get("strategies", []) if n not in strategies] if same_stream else []
         payload[config_key] = {
             **payload.get(config_key, {}),
             section: {
-                "strategies": strategies,
+                "strategies": kept + strategies,
+                "last_run_strategies": strategies,
                 "seeds": args.seeds,
-                "stream": {k: v for k, v in vars(stream).items() if k != "lr"},
+                "stream": settings,
                 "unit": scenario_spec(scenario).unit,
                 "wall_seconds": time.perf_counter() - t0,
             },
