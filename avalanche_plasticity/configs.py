@@ -244,7 +244,9 @@ def _split_items(text: str) -> list[str]:
     text = text.strip()
     if text[:1] in "([" and text[-1:] in ")]":
         text = text[1:-1]
-    return [t.strip() for t in text.split(",") if t.strip()]
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    # a JSON or Python list of strings (["a", "b"]) names the same items as [a, b]
+    return [t[1:-1] if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'" else t for t in items]
 
 
 def convert_value(text: str, tp: Any) -> Any:

@@ -202,6 +202,8 @@ def test_convert_value_follows_the_field_type():
     assert convert_value("none", int | None) is None and convert_value("4", int | None) == 4
     assert convert_value("11,64,1", tuple[int, ...]) == (11, 64, 1)
     assert convert_value("(2, 2)", tuple[int, ...]) == (2, 2)
+    assert convert_value('["oja", "pseudo_gradient"]', tuple[str, ...]) == ("oja", "pseudo_gradient")
+    assert convert_value("['oja',hebb]", tuple[str, ...]) == ("oja", "hebb")
     assert convert_value("plasticity:1e-5,forward:1e-3", dict[str, float]) == {
         "plasticity": 1e-5,
         "forward": 1e-3,
