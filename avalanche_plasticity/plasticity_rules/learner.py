@@ -60,6 +60,13 @@ def deeper_sizes(sizes: Sequence[int], factor: int = 2) -> tuple[int, ...]:
     return (sizes[0], *hidden, sizes[-1])
 
 
+def _positive_finite(value: object) -> bool:
+    """Whether ``value`` is a real number (not a bool) that is finite and > 0."""
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
+
+
 @dataclass
 class PlasticityRuleConfig:
     """The network and the rule.
@@ -142,23 +149,13 @@ class PlasticityRuleConfig:
         if bad:
             raise ValueError(f"term_lr_scale needs terms of the rule with finite scales > 0, got {bad}")
         self.term_lr_scale = {k: float(v) for k, v in self.term_lr_scale.items()}
-        gain = self.init_gain
-        if (
-            isinstance(gain, bool)
-            or not isinstance(gain, (int, float))
-            or not (math.isfinite(gain) and gain > 0)
-        ):
+        if not _positive_finite(self.init_gain):
             raise ValueError(f"init_gain must be a finite number > 0, got {self.init_gain}")
         self.init_gain = float(self.init_gain)
-        norm = self.input_norm
-        if norm is not None:
-            if (
-                isinstance(norm, bool)
-                or not isinstance(norm, (int, float))
-                or not (math.isfinite(norm) and norm > 0)
-            ):
+        if self.input_norm is not None:
+            if not _positive_finite(self.input_norm):
                 raise ValueError(f"input_norm must be None or a finite number > 0, got {self.input_norm!r}")
-            self.input_norm = float(norm)
+            self.input_norm = float(self.input_norm)
         if self.task != "classification":
             raise ValueError(
                 f"task must be 'classification' (the rule's error is softmax - onehot), got {self.task!r}"
