@@ -177,8 +177,13 @@ class OmniglotTaskSource:
     ``(tasks - 1) * ways * shots`` steps of other tasks: a rule that drifts or blows up over a long stream
     is penalised, one that fits a single short episode is not enough.
 
+    With ``query="seen"`` the stream is *class-incremental*, as OML and FLP meta-train: its ``tasks * ways``
+    classes are distinct and land on distinct units (``tasks * ways <= num_units``), and the query tests
+    every task of the stream, so the meta-loss also measures what the learner keeps of the earlier tasks.
+
     :param images: ``(classes, drawers, C, H, W)`` images (e.g. ``load_omniglot("background").images``).
     :param tasks: N-way tasks per episode, learned in sequence (default 1: the classic episode).
+    :param query: ``"last"`` (default) queries the stream's last task; ``"seen"`` all of its tasks.
     """
 
     def __init__(
@@ -191,6 +196,7 @@ class OmniglotTaskSource:
         num_units: int = 1000,
         order: Literal["continual", "iid"] = "continual",
         tasks: int = 1,
+        query: Literal["last", "seen"] = "last",
     ) -> None:
         from .data import import_learn2learn  # without Gym's "unmaintained" notice on stderr
 
@@ -206,14 +212,23 @@ class OmniglotTaskSource:
             raise ValueError(f"order must be 'continual' or 'iid', got {order!r}")
         if isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1:
             raise ValueError(f"tasks must be an int >= 1 (N-way tasks per episode), got {tasks!r}")
-        self.tasks = tasks
+        if query not in ("last", "seen"):
+            raise ValueError(
+                f"query must be 'last' (the stream's last task) or 'seen' (all its tasks), got {query!r}"
+            )
+        if query == "seen" and tasks * ways > min(C, num_units):
+            raise ValueError(
+                f"query='seen' draws the {tasks} tasks' classes distinct, on distinct units: need tasks * "
+                f"ways <= num_units and <= the {C} classes; got {tasks} * {ways}, num_units {num_units}"
+            )
+        self.tasks, self.query = tasks, query
         flat = images.reshape(C * D, *images.shape[2:])
         labels = torch.arange(C).repeat_interleave(D)
         dataset = l2l.data.MetaDataset(torch.utils.data.TensorDataset(flat, labels))
         self.taskset = l2l.data.Taskset(
             dataset,
             task_transforms=[
-                l2l.data.transforms.NWays(dataset, n=ways),
+                l2l.data.transforms.NWays(dataset, n=ways * tasks if query == "seen" else ways),
                 l2l.data.transforms.KShots(dataset, k=shots + query_shots),
                 l2l.data.transforms.LoadData(dataset),
                 l2l.data.transforms.RemapLabels(dataset, shuffle=True),
@@ -228,16 +243,21 @@ class OmniglotTaskSource:
             order,
         )
 
-    def _one(self, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _one(self, generator: torch.Generator, tasks: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One draw of ``tasks * ways`` distinct classes on as many distinct units, learned ``ways`` classes
+        (one task) after another; the query covers them all."""
         x, y = self.taskset.sample()
-        n, k, q = self.ways, self.shots, self.query_shots
+        n, k, q = self.ways * tasks, self.shots, self.query_shots
         order = torch.argsort(y, stable=True)  # group by remapped class 0..n-1
         x, y = x[order].reshape(n, k + q, *x.shape[1:]), y[order].reshape(n, k + q)
         units = torch.randperm(self.num_units, generator=generator)[:n]
         y = units[y]
         sx, sy = x[:, :k].reshape(n * k, *x.shape[2:]), y[:, :k].reshape(n * k)
-        if self.order == "iid":
-            perm = torch.randperm(n * k, generator=generator)
+        if self.order == "iid":  # shuffled within each task
+            per_task = self.ways * k
+            perm = torch.cat(
+                [t * per_task + torch.randperm(per_task, generator=generator) for t in range(tasks)]
+            )
             sx, sy = sx[perm], sy[perm]
         return (
             sx.unsqueeze(1),
@@ -247,7 +267,10 @@ class OmniglotTaskSource:
         )
 
     def _stream(self, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``tasks`` tasks' online trajectories one after another; the last task's query."""
+        """``tasks`` tasks' online trajectories one after another and the last task's query; with
+        ``query="seen"``, distinct classes throughout and every task's query."""
+        if self.query == "seen":
+            return self._one(generator, self.tasks)
         parts = [self._one(generator) for _ in range(self.tasks)]
         if self.tasks == 1:
             return parts[0]

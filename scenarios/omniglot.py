@@ -79,10 +79,12 @@ def omniglot_meta_train_source(
     image_size: int = 28,
     order: str = "continual",
     tasks: int = 1,
+    query: str = "last",
     root: str | Path | None = None,
 ) -> OmniglotTaskSource:
     """Meta-training episodes on the 964 *background* classes (disjoint from :func:`ContinualOmniglot`);
-    ``tasks`` N-way tasks learned one after another per episode (see :class:`OmniglotTaskSource`)."""
+    ``tasks`` N-way tasks learned one after another per episode, the query on the last (``query="last"``)
+    or on all of them (``"seen"``; see :class:`OmniglotTaskSource`)."""
     data = load_omniglot("background", root=root, image_size=image_size)
     import_learn2learn()  # the source imports learn2learn: without Gym's "unmaintained" notice on stderr
     return OmniglotTaskSource(
@@ -93,4 +95,5 @@ def omniglot_meta_train_source(
         num_units=num_units,
         order=order,
         tasks=tasks,
+        query=query,  # type: ignore[arg-type]
     )

@@ -41,6 +41,24 @@ def test_a_stream_episode_learns_tasks_in_sequence_and_queries_the_last():
             assert mapping[float(c)] == int(u)  # with the last task's units
 
 
+def test_a_class_incremental_stream_episode_queries_every_task_on_disjoint_units():
+    source = OmniglotTaskSource(
+        _images(), ways=3, shots=2, query_shots=1, num_units=12, order="iid", tasks=4, query="seen"
+    )
+    batch = source.sample(2, torch.Generator().manual_seed(0))
+    assert batch.query_x.shape[:2] == (2, 4 * 3)  # every task's query
+    for e in range(2):
+        classes = batch.support_x[e, :, 0, 0, 0, 0].view(4, 3 * 2)
+        units = batch.support_y[e, :, 0].view(4, 3 * 2)
+        task_units = [set(units[task].tolist()) for task in range(4)]
+        assert all(len(u) == 3 for u in task_units)
+        assert len(set().union(*task_units)) == 12  # no unit is reused by a later task
+        mapping = {float(c): int(u) for c, u in zip(classes.flatten(), units.flatten(), strict=True)}
+        assert set(batch.query_x[e, :, 0, 0, 0].tolist()) == set(mapping)  # the query covers every task
+        for c, u in zip(batch.query_x[e, :, 0, 0, 0], batch.query_y[e], strict=True):
+            assert mapping[float(c)] == int(u)
+
+
 def test_one_task_is_the_classic_episode():
     random.seed(1)  # learn2learn draws the classes with Python's random
     a = _source().sample(3, torch.Generator().manual_seed(1))
@@ -56,6 +74,8 @@ def test_one_task_is_the_classic_episode():
     [
         ({"tasks": 0}, "tasks must be an int >= 1"),
         ({"tasks": 2.0}, "tasks must be an int >= 1"),
+        ({"tasks": 2, "query": "all"}, "query must be 'last'"),
+        ({"tasks": 2, "query": "seen"}, r"tasks \* ways <= num_units"),
     ],
 )
 def test_bad_stream_settings_raise(kwargs, match):
