@@ -525,10 +525,11 @@ def run_comparison(
                 learners[n] = entry.with_outputs(learner, head)
         resize = registry.learner_spec(ref_name).resize_config
         arch = resize(arch, head) if resize is not None else arch
-    lr = {**spec.default_lr, **stream.lr}
+    validated = spec.validated_lr(stream)
+    lr = {**spec.default_lr, **validated, **stream.lr}
     for n, learner in learners.items():  # deployed with the SGD lr they were meta-trained for
         deploy_lr = registry.learner_spec(n).deploy_lr if n in registry.learners() else None
-        if deploy_lr is not None and n not in stream.lr:
+        if deploy_lr is not None and n not in stream.lr and n not in validated:
             lr[n] = deploy_lr(learner)
     ewc_lambda = spec.ewc_lambda if stream.ewc_lambda is None else stream.ewc_lambda
     # the strategies' own settings, each run recording those its strategy reads

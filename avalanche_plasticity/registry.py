@@ -182,6 +182,9 @@ class ScenarioSpec:
         shape follows the learner's meta-training episodes.
     :param make_stream: ``(settings, seed, root) -> Avalanche benchmark``.
     :param default_lr: SGD learning rates by strategy name (others: 0.01).
+    :param validated_lr: ``stream_config -> SGD learning rates by strategy name`` picked on the scenario's
+        validation streams for that kind of stream; they take precedence over ``default_lr`` and over a
+        learner's meta-trained rate (``deploy_lr``), and ``stream.lr`` over them.
     :param ewc_lambda: EWC's penalty on this scenario.
     :param train_mb_size: ``(stream_config, source) -> minibatch size`` of the stream's training.
     :param train_epochs: ``stream_config -> passes`` over each training experience.
@@ -217,6 +220,7 @@ class ScenarioSpec:
     stream_settings: Callable[[StreamConfig, Any, Mapping[str, Any]], dict[str, Any]]
     make_stream: Callable[[Mapping[str, Any], int, str | Path | None], Any]
     default_lr: Mapping[str, float] = field(default_factory=dict)
+    validated_lr: Callable[[StreamConfig], Mapping[str, float]] = lambda stream: {}
     ewc_lambda: float = 100.0
     train_mb_size: Callable[[StreamConfig, Mapping[str, Any]], int] = lambda stream, source: 1
     train_epochs: Callable[[StreamConfig], int] = lambda stream: 1

@@ -71,7 +71,7 @@ def forgetting_and_bwt(matrix: dict[int, dict[int, float]]) -> tuple[float, floa
 
 
 def section_results(comparison: Any) -> dict[str, Any]:
-    """``{strategy: {accuracy, forgetting, bwt, diverged_runs, seconds}}`` of one comparison."""
+    """``{strategy: {accuracy, forgetting, bwt, diverged_runs, seconds, lr}}`` of one comparison."""
     out = {}
     for name, runs in comparison.by_strategy().items():
         finals = [r.final for r in runs]
@@ -82,6 +82,7 @@ def section_results(comparison: Any) -> dict[str, Any]:
             "bwt": stats([p[1] for p in pairs]),
             "diverged_runs": sum(1 for v in finals if not math.isfinite(v)),
             "seconds": sum(r.seconds for r in runs),
+            "lr": runs[0].config.get("lr"),  # the SGD rate it ran at (None: its rule is meta-learned)
         }
     return out
 

@@ -212,3 +212,36 @@ def test_meta_gradient_method_is_checked_per_learner(capsys):
     from avalanche_plasticity.configs import presets
 
     assert presets("sine", "paper")["FLP"].meta.meta_gradient == "memory_lean"
+
+
+def test_rates_picked_on_validation_come_before_meta_trained_and_default_ones(tmp_path):
+    """``ScenarioSpec.validated_lr`` (per kind of stream) wins over a learner's meta-trained rate and the
+    scenario's default; a rate the user names in ``stream.lr`` wins over it."""
+    from avalanche_plasticity.configs import StreamConfig
+    from avalanche_plasticity.experiments import run_comparison
+
+    picked = {"Naive": 0.05, "TinyFLP": 0.3}
+    scenario = dataclasses.replace(
+        _short_sine_scenario(), validated_lr=lambda stream: picked if stream.setting == "class" else {}
+    )
+    learner = dataclasses.replace(_tiny_flp_learner(), has_lr=True, deploy_lr=lambda learner: 0.5)
+    registry.register_scenario(scenario)
+    registry.register_learner(learner)
+    try:
+
+        def rates(**stream) -> dict[str, float]:
+            result = run_comparison(
+                "short_sine",
+                strategies=("TinyFLP", "Naive"),
+                stream=StreamConfig(**stream),
+                progress=False,
+                checkpoint_dir=tmp_path,
+            )
+            return {r.strategy: r.config["lr"] for r in result.runs}
+
+        assert rates(setting="class") == picked
+        assert rates(setting="domain") == {"TinyFLP": 0.5, "Naive": 0.02}  # meta-trained and default rates
+        assert rates(setting="class", lr={"Naive": 0.07}) == {"TinyFLP": 0.3, "Naive": 0.07}
+    finally:
+        registry.unregister("TinyFLP")
+        registry.unregister("short_sine")
