@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -47,7 +48,15 @@ from .configs import (
     split_strategy,
     strategy_names,
 )
-from .experiments import Comparison, RunResult, checkpoint_name, load_trained, meta_trained, run_comparison
+from .experiments import (
+    Comparison,
+    RunResult,
+    checkpoint_name,
+    load_trained,
+    meta_trained,
+    run_comparison,
+    sgd_rates,
+)
 from .reporting import (
     figures,
     have_matplotlib,
@@ -373,13 +382,17 @@ def _overrides(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str
     return out
 
 
-def _show(presets_: dict[str, Any], stream: StreamConfig | None) -> None:
+def _show(presets_: dict[str, Any], stream: StreamConfig | None, scenario: str | None = None) -> None:
     for name, preset in presets_.items():
         print(f"{name}.learner: {preset.learner_config}")
         print(f"{name}.meta: {preset.meta}")
         print(f"{name}.source: {preset.source}")
     if stream is not None:
         print(f"stream: {stream}")
+    if stream is not None and scenario is not None:  # what stream.lr leaves to validation and meta-training
+        configs = {n: SimpleNamespace(config=p.learner_config) for n, p in presets_.items()}
+        rates = sgd_rates(scenario, stream, configs)
+        print(f"SGD rates (a strategy with an SGD rate not named here: 0.01): {rates}")
 
 
 def _report(comparison: Comparison, out: Path, wandb: WandbRuns) -> None:
@@ -411,7 +424,7 @@ def cmd_compare(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     except ValueError as err:  # OverrideError, or a scale that the scenario lacks
         p.error(str(err))
     if args.show_config:
-        _show(learner_presets, stream)
+        _show(learner_presets, stream, args.scenario)
         return 0
     out = check_writable(args.out or Path("results") / "compare" / args.scenario, what="--out folder")
     wandb = WandbRuns(args.wandb_mode, args.wandb_project, args.wandb_group or default_group("compare"), out)

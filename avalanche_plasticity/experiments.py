@@ -374,6 +374,21 @@ def _stream_settings(
     return registry.scenario_spec(scenario).stream_settings(stream, learner_config, source)
 
 
+def sgd_rates(scenario: str, stream: StreamConfig, learners: Mapping[str, Any]) -> dict[str, float]:
+    """The SGD rate of each strategy on ``stream`` (strategies not named: 0.01): ``stream.lr``, else the
+    scenario's rates picked on validation for that kind of stream (``ScenarioSpec.validated_lr``), else a
+    meta-trained learner's own rate (``deploy_lr``, read from ``learners[name].config``), else the
+    scenario's default."""
+    spec = registry.scenario_spec(scenario)
+    validated = spec.validated_lr(stream)
+    lr = {**spec.default_lr, **validated, **stream.lr}
+    for n, learner in learners.items():  # deployed with the SGD lr they were meta-trained for
+        deploy_lr = registry.learner_spec(n).deploy_lr if n in registry.learners() else None
+        if deploy_lr is not None and n not in stream.lr and n not in validated:
+            lr[n] = deploy_lr(learner)
+    return dict(lr)
+
+
 def run_comparison(
     scenario: str | None = None,
     *,
@@ -525,12 +540,7 @@ def run_comparison(
                 learners[n] = entry.with_outputs(learner, head)
         resize = registry.learner_spec(ref_name).resize_config
         arch = resize(arch, head) if resize is not None else arch
-    validated = spec.validated_lr(stream)
-    lr = {**spec.default_lr, **validated, **stream.lr}
-    for n, learner in learners.items():  # deployed with the SGD lr they were meta-trained for
-        deploy_lr = registry.learner_spec(n).deploy_lr if n in registry.learners() else None
-        if deploy_lr is not None and n not in stream.lr and n not in validated:
-            lr[n] = deploy_lr(learner)
+    lr = sgd_rates(scenario, stream, learners)
     ewc_lambda = spec.ewc_lambda if stream.ewc_lambda is None else stream.ewc_lambda
     # the strategies' own settings, each run recording those its strategy reads
     strategy_settings = {

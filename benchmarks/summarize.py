@@ -36,6 +36,7 @@ COMMANDS = {
     "standard_benchmarks": "python benchmarks/standard_benchmarks.py --sections split_mnist/class/online "
     "--strategies FLP Naive EWC SI LwF Replay Joint --seeds 0 1 2 3 4 --train-per-experience 1000 "
     "--data-root ../shared/data; python benchmarks/standard_benchmarks.py --step-overhead",
+    "deploy_lr": "python benchmarks/deploy_lr.py --data-root ../shared/data",
 }
 # BioTorch's LeNet test errors (%), the issue's floor for feedback alignment's gap to backprop.
 BIOTORCH_FA_GAP = {"mnist": 1.7 - 0.91, "fashion_mnist": 13.06 - 9.2}
@@ -592,6 +593,37 @@ def standard_benchmarks(d: dict) -> list[str]:
     return out
 
 
+def deploy_lr(d: dict) -> list[str]:
+    """One table per scenario: each strategy's final accuracy (percent) at every swept SGD rate on the
+    class-incremental online validation stream, the rate it is deployed at and the best one."""
+    cfg = d.get("config", {})
+    out = []
+    for scenario, table in d.get("results", {}).items():
+        rates = sorted({float(r) for row in table.values() for r in row["accuracy"]})
+        per = cfg.get("train_per_experience", {}).get(scenario)
+        out += [
+            f"**{scenario}** (class-incremental online, validation seed {cfg.get('validation_seed')}, "
+            f"{per} training images per experience): final accuracy in percent by SGD rate; the best per "
+            "strategy in bold.",
+            "",
+            f"| strategy | meta-trained / default rate | best rate | {' | '.join(f'{r:g}' for r in rates)} |",
+            f"|---|---|---|{'---|' * len(rates)}",
+        ]
+        for name, row in table.items():
+            cells = []
+            for r in rates:
+                acc = row["accuracy"].get(f"{r:g}")
+                cell = "" if acc is None else f"{100 * acc:.1f}"
+                cells.append(f"**{cell}**" if acc is not None and r == row["best_lr"] else cell)
+            deployed = row.get("deployed_lr")
+            out.append(
+                f"| {name} | {'-' if deployed is None else f'{deployed:g}'} | {row['best_lr']:g} | "
+                f"{' | '.join(cells)} |"
+            )
+        out.append("")
+    return out
+
+
 SECTIONS = (
     ("continual_omniglot", "Continual Omniglot (OML protocol)", omniglot),
     ("continual_sine", "Continual sine regression", sine),
@@ -611,6 +643,7 @@ SECTIONS = (
     ),
     ("contrastive", "The contrastive meta-learning rule (issue #4)", contrastive),
     ("standard_benchmarks", "Standard continual-learning benchmarks (issue #15)", standard_benchmarks),
+    ("deploy_lr", "SGD rates on the class-incremental online streams (issue #15)", deploy_lr),
 )
 
 

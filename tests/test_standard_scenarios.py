@@ -4,6 +4,7 @@ Avalanche's EvaluationPlugin) on a short class-incremental stream."""
 
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from avalanche_plasticity import registry
 from avalanche_plasticity.cli import main
-from avalanche_plasticity.configs import StreamConfig, configure
+from avalanche_plasticity.configs import StreamConfig, configure, presets
 
 QUIET = ["--wandb-mode", "disabled", "--quiet", "--threads", "1"]
 
@@ -216,3 +217,39 @@ def test_online_ewc_is_a_stream_setting(mnist_root):
     assert modes == ["online", "separate"]
     with pytest.raises(ValueError, match="ewc_mode must be 'separate' or 'online', got 'both'"):
         StreamConfig(ewc_mode="both")
+
+
+def test_class_incremental_online_rates_are_the_ones_picked_on_validation():
+    """The SGD rates a class-incremental online MNIST-family stream deploys are the best validation rates
+    recorded by ``benchmarks/deploy_lr.py``; other settings and regimes keep the meta-trained rates."""
+    from pathlib import Path
+
+    picked = json.loads(
+        (Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "deploy_lr.json").read_text()
+    )["results"]
+    for name in ("split_mnist", "permuted_mnist", "split_fashion_mnist"):
+        spec = registry.scenario_spec(name)
+        rates = spec.validated_lr(StreamConfig(setting="class", regime="online"))
+        assert rates == {s: r["best_lr"] for s, r in picked[name].items()}
+        assert spec.validated_lr(StreamConfig(setting="domain", regime="online")) == {}
+        assert spec.validated_lr(StreamConfig(setting="class", regime="standard")) == {}
+
+
+def test_show_config_prints_the_rates_each_strategy_is_deployed_at(capsys):
+    """``compare --show-config`` names the SGD rates the run would use: on a class-incremental online
+    stream the validated ones, elsewhere the meta-trained ones, and a rate set in ``stream.lr`` first."""
+    from avalanche_plasticity.catalog.mnist_family import CLASS_ONLINE_LR
+
+    def rates(*args: str) -> dict[str, float]:
+        assert main(["compare", "--scenario", "split_mnist", *args, "--show-config"]) == 0
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        assert line.startswith("SGD rates")
+        return ast.literal_eval(line[line.index("{") :])
+
+    validated = CLASS_ONLINE_LR["split_mnist"]
+    class_online = rates()
+    assert {n: class_online[n] for n in validated} == validated
+    domain = rates("--set", "stream.setting=domain")
+    meta_trained = presets("split_mnist", "cpu")["OML"].learner_config.inner_lr
+    assert domain["OML"] == meta_trained != validated["OML"]
+    assert rates("--set", "stream.lr.OML=0.2")["OML"] == 0.2

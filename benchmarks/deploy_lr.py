@@ -1,0 +1,140 @@
+"""Is a learner's shortfall on the MNIST-family streams a matter of its learning rate? (issue #15)
+
+The meta-learned learners that learn by SGD at deployment (OML's head, the complex synapse, gain
+modulation) are deployed at the rate they were meta-trained for on Omniglot; Naive and EWC at the
+scenario's default. OML's own protocol tunes the meta-test rate on validation trajectories (Javed & White
+2019: swept over [0.3 ... 1e-5] on 5 validation trajectories). This sweeps each strategy's learning rate on
+the class-incremental online stream of each scenario at the validation seed (10000), which no reported run
+uses, and records each strategy's best rate and accuracy next to the rate it is deployed at, so a learner
+can be compared with Naive and EWC each at its own best rate.
+
+    AVP_DATA_DIR=../shared/data python benchmarks/deploy_lr.py --data-root ../shared/data
+
+Writes ``benchmarks/results/deploy_lr.json``: ``{"config", "machine", "results": {"<scenario>": {"<strategy>":
+{"deployed_lr": lr, "accuracy": {"<lr>": acc}, "best_lr": lr, "best": acc}}}}`` (final accuracy on the test
+images of all classes seen). Sections and strategies already in ``--out`` are kept unless re-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from avalanche_plasticity import registry
+from avalanche_plasticity.configs import StreamConfig
+from avalanche_plasticity.experiments import run_comparison
+from avalanche_plasticity.reporting import machine, write_results
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = ("split_mnist", "permuted_mnist", "split_fashion_mnist")
+STRATEGIES = ("Naive", "EWC", "OML", "ComplexSynapse", "GainModulation")
+GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
+LADDER = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+VALIDATION_SEED = 10000
+# the online sections' sizes (standard_benchmarks: 1,000 images per experience, 500 on PermutedMNIST)
+TRAIN_PER_EXPERIENCE = {"split_mnist": 1000, "permuted_mnist": 500, "split_fashion_mnist": 1000}
+
+
+def deployed_lr(scenario: str, strategy: str) -> float | None:
+    """The rate ``compare`` deploys ``strategy`` at on ``scenario``: the learner's meta-trained SGD rate
+    (read from its preset's config) if its registry entry names one, else the scenario's default."""
+    spec = registry.scenario_spec(scenario)
+    if strategy in registry.learners() and registry.learner_spec(strategy).deploy_lr is not None:
+        preset = registry.learner_presets(scenario, spec.default_scale)[strategy]
+        return float(registry.learner_spec(strategy).deploy_lr(SimpleNamespace(config=preset.learner_config)))
+    return spec.default_lr.get(strategy)
+
+
+def measure(
+    args: argparse.Namespace, scenario: str, strategy: str, lr: float, row: dict[str, float]
+) -> float:
+    """Final accuracy of ``strategy`` at ``lr`` on the validation stream (cached in ``row`` and on disk)."""
+    if f"{lr:g}" not in row:
+        stream = StreamConfig(
+            setting="class",
+            regime="online",
+            train_per_experience=TRAIN_PER_EXPERIENCE[scenario],
+            lr={strategy: lr},
+        )
+        comparison = run_comparison(
+            scenario,
+            strategies=[strategy],
+            seeds=[VALIDATION_SEED],
+            stream=stream,
+            root=args.data_root,
+            checkpoint_dir=args.checkpoint_dir,
+            run_cache=Path(args.work) / scenario,
+            progress=False,
+        )
+        row[f"{lr:g}"] = comparison.by_strategy()[strategy][0].final
+        print(f"{scenario} {strategy} lr {lr:g}: {row[f'{lr:g}']:.4f}", flush=True)
+    return row[f"{lr:g}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    p.add_argument("--grid", nargs="+", type=float, default=list(GRID))
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--checkpoint-dir", default=str(HERE / "checkpoints"))
+    p.add_argument("--work", default=str(HERE / "work" / "deploy_lr"), help="per-run cache")
+    p.add_argument("--out", default=str(HERE / "results" / "deploy_lr.json"))
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    for s in args.strategies:
+        spec = registry.strategy_spec(s)
+        if not spec.has_lr:
+            p.error(f"--strategies: {s} has no SGD learning rate (its rule is meta-learned)")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    payload = json.loads(out.read_text()) if out.exists() else {}
+    payload.setdefault("results", {})
+    t0 = time.perf_counter()
+    for scenario in args.scenarios:
+        section = payload["results"].setdefault(scenario, {})
+        for strategy in args.strategies:
+            row: dict[str, float] = {}
+            for lr in sorted(args.grid):
+                measure(args, scenario, strategy, lr, row)
+            # a best rate at an end of the grid: go on past it along LADDER (OML's own sweep reaches
+            # 1e-5) while the accuracy does not fall
+            for direction in (-1, 1):
+                rate = min(args.grid) if direction < 0 else max(args.grid)
+                while row[f"{rate:g}"] >= max(row.values()) and rate in LADDER:
+                    i = LADDER.index(rate) + direction
+                    if not 0 <= i < len(LADDER):
+                        break
+                    rate = LADDER[i]
+                    measure(args, scenario, strategy, rate, row)
+            best = max(row, key=lambda k: (row[k], -float(k)))  # ties: the smaller rate
+            section[strategy] = {
+                "deployed_lr": deployed_lr(scenario, strategy),
+                "accuracy": row,
+                "best_lr": float(best),
+                "best": row[best],
+            }
+            print(f"{scenario} {strategy}: best lr {best} ({row[best]:.4f})", flush=True)
+            payload["config"] = {
+                "grid": args.grid,
+                "extended": f"past an end of the grid holding the best rate, along {list(LADDER)}",
+                "validation_seed": VALIDATION_SEED,
+                "setting": "class",
+                "regime": "online",
+                "train_per_experience": TRAIN_PER_EXPERIENCE,
+                "metric": "final accuracy on the test images of all classes seen",
+                "wall_seconds": time.perf_counter() - t0,
+            }
+            payload["machine"] = machine()
+            write_results(payload, out)  # after every strategy: a killed sweep keeps what it measured
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
