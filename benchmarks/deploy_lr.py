@@ -1,12 +1,14 @@
-"""Is a learner's shortfall on the MNIST-family streams a matter of its learning rate? (issue #15)
+"""The SGD rate of each strategy on the class-incremental online MNIST-family streams (issue #15).
 
 The meta-learned learners that learn by SGD at deployment (OML's head, the complex synapse, gain
-modulation) are deployed at the rate they were meta-trained for on Omniglot; Naive and EWC at the
-scenario's default. OML's own protocol tunes the meta-test rate on validation trajectories (Javed & White
-2019: swept over [0.3 ... 1e-5] on 5 validation trajectories). This sweeps each strategy's learning rate on
-the class-incremental online stream of each scenario at the validation seed (10000), which no reported run
-uses, and records each strategy's best rate and accuracy next to the rate it is deployed at, so a learner
-can be compared with Naive and EWC each at its own best rate.
+modulation) were meta-trained at one rate on Omniglot; Naive and EWC have the scenario's default. OML's
+own protocol tunes the meta-test rate on validation trajectories (Javed & White 2019: swept over
+[0.3 ... 1e-5] on 5 validation trajectories). This sweeps each strategy's learning rate on the
+class-incremental online stream of each scenario at the validation seed (10000), which no reported run
+uses, and records each strategy's best rate and accuracy next to its meta-trained (or default) rate. The
+best rates are what ``compare`` deploys on those streams (``CLASS_ONLINE_LR`` in
+``avalanche_plasticity/catalog/mnist_family.py``; a test checks that the two agree), so each learner is
+compared with Naive and EWC each at its own validated rate.
 
     AVP_DATA_DIR=../shared/data python benchmarks/deploy_lr.py --data-root ../shared/data
 
