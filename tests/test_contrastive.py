@@ -344,3 +344,78 @@ def test_conjugate_gradient_solves_spd_and_rejects_indefinite():
 
     with pytest.raises(ConjugateGradientError, match="positive"):
         conjugate_gradient(lambda v: [-v[0]], b)
+
+
+def _online_outer_loss(learner, task: Task, lr: float, batch_size: int) -> float:
+    """The query loss after one online SGD pass over the support set, by hand (no meta-gradient code)."""
+    with torch.enable_grad():
+        fast = {
+            k: v.detach().clone().requires_grad_(True) for k, v in learner.initial_fast_weights({}).items()
+        }
+        xs, ys = task.support_x.split(batch_size), task.support_y.split(batch_size)
+        for x, y in zip(xs, ys, strict=True):
+            loss = learner.inner_loss(fast, {}, Task(x, y, task.query_x, task.query_y))
+            grads = torch.autograd.grad(loss, list(fast.values()))
+            stepped = zip(fast.items(), grads, strict=True)
+            fast = {k: (v - lr * g).detach().requires_grad_(True) for (k, v), g in stepped}
+    return float(learner.outer_loss(fast, {}, task).detach())
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_online_meta_gradient_matches_finite_differences(batch_size):
+    """Back-propagation through the online pass (omega and the per-synapse strengths) against central
+    differences of the query loss after that pass."""
+    from avalanche_plasticity.contrastive import online_meta_gradient
+
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(
+            network={"kind": "mlp", "sizes": [3, 4, 3]}, task="classification", learn_lambda=True, seed=0
+        )
+    ).double()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    task = Task(x, torch.tensor([0, 0, 1, 1, 2, 2]), x + 0.1, torch.tensor([0, 0, 1, 1, 2, 2]))
+    lr = 0.5
+    mg = online_meta_gradient(learner, [task], lr, batch_size)
+    params = learner.meta_parameters()
+    eps = 1e-6
+    for name, p in params.items():
+        numeric = torch.zeros_like(p)
+        for i in range(p.numel()):
+            with torch.no_grad():
+                p.view(-1)[i] += eps
+            up = _online_outer_loss(learner, task, lr, batch_size)
+            with torch.no_grad():
+                p.view(-1)[i] -= 2 * eps
+            down = _online_outer_loss(learner, task, lr, batch_size)
+            with torch.no_grad():
+                p.view(-1)[i] += eps
+            numeric.view(-1)[i] = (up - down) / (2 * eps)
+        assert torch.allclose(mg.grads[name], numeric, rtol=1e-5, atol=1e-8), name
+    assert mg.stats["online_steps"] == len(task.support_y) / batch_size
+
+
+def test_online_meta_gradient_depends_on_the_order_of_the_stream():
+    """Unlike the equilibrium estimators, the online pass sees the support stream in order: learning
+    the classes the other way round gives another meta-gradient."""
+    from avalanche_plasticity.contrastive import online_meta_gradient
+
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(network={"kind": "mlp", "sizes": [3, 4, 3]}, task="classification", seed=0)
+    ).double()
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.tensor([0, 0, 1, 1, 2, 2])
+    forward = online_meta_gradient(learner, [Task(x, y, x, y)], 0.5)
+    backward = online_meta_gradient(learner, [Task(x.flip(0), y.flip(0), x, y)], 0.5)
+    assert rel_err(flat(forward.grads), flat(backward.grads)) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"lr": 0.0}, "lr must be a finite number > 0"), ({"lr": 0.1, "batch_size": 0}, "batch_size must be")],
+)
+def test_online_meta_gradient_bad_settings_raise(kwargs, match):
+    from avalanche_plasticity.contrastive import online_meta_gradient
+
+    with pytest.raises(ValueError, match=match):
+        online_meta_gradient(linear_learner(), [regression_task()], **kwargs)

@@ -9,6 +9,7 @@ from .estimators import (
     Task,
     check_bilevel_learner,
     contrastive_meta_gradient,
+    online_meta_gradient,
     tasks_from_episodes,
     unrolled_meta_gradient,
 )
@@ -57,5 +58,6 @@ __all__ = [
     "save_bilevel_learner",
     "tasks_from_episodes",
     "unroll",
+    "online_meta_gradient",
     "unrolled_meta_gradient",
 ]

@@ -24,7 +24,7 @@ The implicit-differentiation reference lives in :mod:`.implicit`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -294,6 +294,31 @@ def contrastive_meta_gradient(
     return _average(per_task, skipped, list(theta))
 
 
+def _backprop_meta_gradient(
+    learner: BilevelLearner,
+    tasks: Sequence[Task] | Task | EpisodeBatch,
+    adapt: Callable[[Params, Params, Task], tuple[Params, dict[str, float]]],
+    diverged: str,
+) -> MetaGradient:
+    """Mean over the tasks of d L_out(adapt(phi_0(theta), theta, task)) / d theta, by back-propagation
+    through ``adapt`` (the inner learning, differentiable); ``diverged`` opens the error if it blows up."""
+    tasks = check_tasks(tasks)
+    params = learner.meta_parameters()
+    names = list(params)
+    per_task = []
+    for task in tasks:
+        with torch.enable_grad():
+            theta = dict(params)
+            fast, stats = adapt(learner.initial_fast_weights(theta), theta, task)
+            loss = learner.outer_loss(fast, theta, task)
+            grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
+        g = {k: torch.zeros_like(params[k]) if gi is None else gi for k, gi in zip(names, grads, strict=True)}
+        if not (math.isfinite(float(loss.detach())) and all(torch.isfinite(v).all() for v in g.values())):
+            raise InnerSolverError(f"{diverged} (outer loss {float(loss.detach())})")
+        per_task.append(({k: v.detach() for k, v in g.items()}, float(loss.detach()), stats))
+    return _average(per_task, 0, names)
+
+
 def unrolled_meta_gradient(
     learner: BilevelLearner, tasks: Sequence[Task] | Task | EpisodeBatch, solver: SolverConfig
 ) -> MetaGradient:
@@ -302,30 +327,45 @@ def unrolled_meta_gradient(
     check_bilevel_learner(learner)
     if not isinstance(solver, SolverConfig):
         raise TypeError(f"solver must be a SolverConfig, got {type(solver).__name__}")
-    tasks = check_tasks(tasks)
-    params = learner.meta_parameters()
-    names = list(params)
-    per_task = []
-    for task in tasks:
-        with torch.enable_grad():
-            theta = dict(params)
-            fast = unroll(
-                lambda f, theta=theta, task=task: learner.inner_loss(f, theta, task),
-                learner.initial_fast_weights(theta),
-                solver,
+
+    def adapt(fast: Params, theta: Params, task: Task) -> tuple[Params, dict[str, float]]:
+        solved = unroll(lambda f: learner.inner_loss(f, theta, task), fast, solver)
+        return solved, {"unrolled_steps": float(solver.max_steps)}
+
+    return _backprop_meta_gradient(learner, tasks, adapt, "unrolled inner loop diverged; lower the solver lr")
+
+
+def online_meta_gradient(
+    learner: BilevelLearner,
+    tasks: Sequence[Task] | Task | EpisodeBatch,
+    lr: float,
+    batch_size: int = 1,
+) -> MetaGradient:
+    """Back-propagation through one online pass over each task's support set, in its order: ``batch_size``
+    examples per SGD step at ``lr`` on ``L_in`` of those examples, as the strategies learn at deployment;
+    the query loss after the pass, second order, averaged over the meta-batch. With a class-incremental
+    support stream and a query on every class (``OmniglotTaskSource(query="seen")``), what the learner
+    keeps of the earlier classes is in the objective, which the equilibrium estimators cannot see."""
+    check_bilevel_learner(learner)
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+
+    def adapt(fast: Params, theta: Params, task: Task) -> tuple[Params, dict[str, float]]:
+        keys, steps = list(fast), 0
+        for start in range(0, len(task.support_y), batch_size):
+            part = Task(
+                task.support_x[start : start + batch_size],
+                task.support_y[start : start + batch_size],
+                task.query_x,
+                task.query_y,
             )
-            loss = learner.outer_loss(fast, theta, task)
-            grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
-        g = {k: torch.zeros_like(params[k]) if gi is None else gi for k, gi in zip(names, grads, strict=True)}
-        if not (math.isfinite(float(loss.detach())) and all(torch.isfinite(v).all() for v in g.values())):
-            raise InnerSolverError(
-                f"unrolled inner loop diverged (outer loss {float(loss.detach())}); lower the solver lr"
-            )
-        per_task.append(
-            (
-                {k: v.detach() for k, v in g.items()},
-                float(loss.detach()),
-                {"unrolled_steps": float(solver.max_steps)},
-            )
-        )
-    return _average(per_task, 0, names)
+            loss = learner.inner_loss(fast, theta, part)
+            grads = torch.autograd.grad(loss, [fast[k] for k in keys], create_graph=True)
+            # phi <- phi - lr dL_in/dphi on this minibatch
+            fast = {k: fast[k] - lr * g for k, g in zip(keys, grads, strict=True)}
+            steps += 1
+        return fast, {"online_steps": float(steps)}
+
+    return _backprop_meta_gradient(learner, tasks, adapt, "online inner pass diverged; lower inner_lr")

@@ -28,13 +28,14 @@ from .estimators import (
     MetaGradient,
     check_bilevel_learner,
     contrastive_meta_gradient,
+    online_meta_gradient,
     tasks_from_episodes,
     unrolled_meta_gradient,
 )
 from .implicit import CGConfig, implicit_meta_gradient
 from .solvers import InnerSolverError, SolverConfig, minimise
 
-Estimator = Literal["contrastive", "unrolled", "implicit"]
+Estimator = Literal["contrastive", "unrolled", "implicit", "online"]
 
 
 @dataclass
@@ -42,7 +43,9 @@ class BilevelMetaTrainConfig:
     """Outer-loop settings.
 
     :param estimator: ``"contrastive"``, ``"unrolled"`` (back-propagation through ``unrolled.max_steps``
-        inner updates) or ``"implicit"`` (CG on Hessian-vector products at the ``contrastive.free`` solution).
+        inner updates), ``"implicit"`` (CG on Hessian-vector products at the ``contrastive.free`` solution)
+        or ``"online"`` (back-propagation through one online SGD pass over the support stream at the
+        learner's ``inner_lr``, ``online_batch_size`` examples per step, as deployed).
     :param contrastive: the contrastive estimator's settings (its ``free`` solver is also the implicit one).
     :param unrolled: the inner loop differentiated by the unrolled estimator.
     :param lr: Adam learning rate on the meta-parameters; ``grad_clip``: global norm clip (None: off).
@@ -54,19 +57,20 @@ class BilevelMetaTrainConfig:
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     unrolled: SolverConfig = field(default_factory=lambda: SolverConfig(max_steps=20, tol=None))
     cg: CGConfig = field(default_factory=CGConfig)
+    online_batch_size: int = 1
     lr: float = 1e-3
     grad_clip: float | None = 10.0
     checkpoint_every: int = 10
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "meta_batch_size", "checkpoint_every"):
+        for name in ("steps", "meta_batch_size", "checkpoint_every", "online_batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if self.estimator not in ("contrastive", "unrolled", "implicit"):
+        if self.estimator not in ("contrastive", "unrolled", "implicit", "online"):
             raise ValueError(
-                f"estimator must be 'contrastive', 'unrolled' or 'implicit', got {self.estimator!r}"
+                f"estimator must be 'contrastive', 'unrolled', 'implicit' or 'online', got {self.estimator!r}"
             )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
@@ -78,6 +82,8 @@ def estimate_meta_gradient(learner: Any, tasks: Any, config: BilevelMetaTrainCon
         return contrastive_meta_gradient(learner, tasks, config.contrastive)
     if config.estimator == "unrolled":
         return unrolled_meta_gradient(learner, tasks, config.unrolled)
+    if config.estimator == "online":
+        return online_meta_gradient(learner, tasks, learner.config.inner_lr, config.online_batch_size)
     return implicit_meta_gradient(learner, tasks, config.contrastive.free, config.cg)
 
 
