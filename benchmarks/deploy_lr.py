@@ -41,6 +41,13 @@ LADDER = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 VALIDATION_SEED = 10000
 # the online sections' sizes (standard_benchmarks: 1,000 images per experience, 500 on PermutedMNIST)
 TRAIN_PER_EXPERIENCE = {"split_mnist": 1000, "permuted_mnist": 500, "split_fashion_mnist": 1000}
+# the standard sections' sizes (every training image; PermutedMNIST 5,000 per experience)
+STANDARD_TRAIN_PER_EXPERIENCE = {"split_mnist": None, "permuted_mnist": 5000, "split_fashion_mnist": None}
+
+
+def train_per_experience(regime: str) -> dict[str, int | None]:
+    """Training images per experience of each scenario's validation stream in ``regime``."""
+    return TRAIN_PER_EXPERIENCE if regime == "online" else STANDARD_TRAIN_PER_EXPERIENCE
 
 
 def deployed_lr(scenario: str, strategy: str) -> float | None:
@@ -60,8 +67,8 @@ def measure(
     if f"{lr:g}" not in row:
         stream = StreamConfig(
             setting="class",
-            regime="online",
-            train_per_experience=TRAIN_PER_EXPERIENCE[scenario],
+            regime=args.regime,
+            train_per_experience=train_per_experience(args.regime)[scenario],
             lr={strategy: lr},
         )
         comparison = run_comparison(
@@ -71,7 +78,7 @@ def measure(
             stream=stream,
             root=args.data_root,
             checkpoint_dir=args.checkpoint_dir,
-            run_cache=Path(args.work) / scenario,
+            run_cache=Path(args.work) / (scenario + ("" if args.regime == "online" else "_standard")),
             progress=False,
         )
         row[f"{lr:g}"] = comparison.by_strategy()[strategy][0].final
@@ -84,10 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     p.add_argument("--grid", nargs="+", type=float, default=list(GRID))
+    p.add_argument(
+        "--regime",
+        choices=("online", "standard"),
+        default="online",
+        help="online: one pass at batch size 1; standard: minibatches of 32, one epoch (default --out: "
+        "results/deploy_lr_standard.json)",
+    )
     p.add_argument("--data-root", default=None)
     p.add_argument("--checkpoint-dir", default=str(HERE / "checkpoints"))
     p.add_argument("--work", default=str(HERE / "work" / "deploy_lr"), help="per-run cache")
-    p.add_argument("--out", default=str(HERE / "results" / "deploy_lr.json"))
+    p.add_argument("--out", default=None, help="default: results/deploy_lr.json (online)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     for s in args.strategies:
@@ -95,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         if not spec.has_lr:
             p.error(f"--strategies: {s} has no SGD learning rate (its rule is meta-learned)")
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
+    suffix = "" if args.regime == "online" else f"_{args.regime}"
+    out = Path(args.out or HERE / "results" / f"deploy_lr{suffix}.json")
     payload = json.loads(out.read_text()) if out.exists() else {}
     payload.setdefault("results", {})
     t0 = time.perf_counter()
@@ -128,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                 "extended": f"past an end of the grid holding the best rate, along {list(LADDER)}",
                 "validation_seed": VALIDATION_SEED,
                 "setting": "class",
-                "regime": "online",
-                "train_per_experience": TRAIN_PER_EXPERIENCE,
+                "regime": args.regime,
+                "train_per_experience": train_per_experience(args.regime),
                 "metric": "final accuracy on the test images of all classes seen",
                 "wall_seconds": time.perf_counter() - t0,
             }

@@ -44,7 +44,7 @@ def _register(
     experiences: int,
     what: str,
     ewc_lambda: float,
-    class_online_lr: Mapping[str, float],
+    validated: Mapping[tuple[str, str], Mapping[str, float]],
     hosts_benchmarks: bool = False,
 ) -> ScenarioSpec:
     def make_stream(settings: Mapping[str, Any], seed: int, root: Any) -> Any:
@@ -81,9 +81,7 @@ def _register(
             make_stream=make_stream,
             default_lr=dict(omniglot.SCENARIO.default_lr),
             ewc_lambda=ewc_lambda,
-            validated_lr=lambda stream: (
-                dict(class_online_lr) if (stream.setting, stream.regime) == ("class", "online") else {}
-            ),
+            validated_lr=lambda stream: dict(validated.get((stream.setting, stream.regime), {})),
             train_mb_size=lambda stream, source: 1 if stream.regime == "online" else stream.batch_size,
             train_epochs=lambda stream: 1 if stream.regime == "online" else stream.epochs,
             num_classes=num_classes,
@@ -117,10 +115,11 @@ def _register(
 # (seed 10000) of (1, 10, 100, 1000, 10000) (benchmarks/ewc_lambda.py). PermutedMNIST takes 10: its ten
 # separate penalties at Omniglot's 100 pinned the network at chance (validation: 1.0 % class, 9.8 % domain)
 #
-# SGD rates on the class-incremental online streams, as OML's protocol tunes its meta-test rate: each
+# SGD rates on the class-incremental streams, as OML's protocol tunes its meta-test rate: each
 # strategy's best final accuracy on the validation stream (seed 10000) over [3e-4 ... 0.1], extended past
-# an end of the grid that holds the best (benchmarks/deploy_lr.py, results/deploy_lr.json). The other
-# settings and regimes keep the meta-trained rates and the defaults (they were not swept).
+# an end of the grid that holds the best (benchmarks/deploy_lr.py: results/deploy_lr.json online,
+# results/deploy_lr_standard.json standard). Domain-incremental streams, PermutedMNIST standard and the
+# strategies not named keep the meta-trained rates and the defaults (they were not swept).
 CLASS_ONLINE_LR = {
     "split_mnist": {"Naive": 0.01, "EWC": 0.01, "OML": 1e-4, "ComplexSynapse": 0.01, "GainModulation": 0.003},
     "permuted_mnist": {
@@ -138,6 +137,18 @@ CLASS_ONLINE_LR = {
         "GainModulation": 0.03,
     },
 }
+CLASS_STANDARD_LR = {
+    "split_mnist": {"Naive": 0.1, "EWC": 0.03, "OML": 3e-4},
+    "split_fashion_mnist": {"Naive": 0.1, "EWC": 0.003, "OML": 0.003},
+}
+
+
+def _validated(name: str) -> dict[tuple[str, str], Mapping[str, float]]:
+    """The rates picked on validation by (setting, regime)."""
+    standard = CLASS_STANDARD_LR.get(name, {})
+    return {("class", "online"): CLASS_ONLINE_LR[name], ("class", "standard"): standard}
+
+
 SPLIT_MNIST = _register(
     "split_mnist",
     "mnist",
@@ -145,11 +156,11 @@ SPLIT_MNIST = _register(
     5,
     "digit pairs",
     100.0,
-    CLASS_ONLINE_LR["split_mnist"],
+    _validated("split_mnist"),
     hosts_benchmarks=True,
 )
 PERMUTED_MNIST = _register(
-    "permuted_mnist", "mnist", "permuted", 10, "permutations", 10.0, CLASS_ONLINE_LR["permuted_mnist"]
+    "permuted_mnist", "mnist", "permuted", 10, "permutations", 10.0, _validated("permuted_mnist")
 )
 SPLIT_FASHION_MNIST = _register(
     "split_fashion_mnist",
@@ -158,5 +169,5 @@ SPLIT_FASHION_MNIST = _register(
     5,
     "class pairs",
     100.0,
-    CLASS_ONLINE_LR["split_fashion_mnist"],
+    _validated("split_fashion_mnist"),
 )
