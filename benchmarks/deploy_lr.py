@@ -1,20 +1,22 @@
-"""The SGD rate of each strategy on the class-incremental online MNIST-family streams (issue #15).
+"""The SGD rate of each strategy on the class-incremental MNIST-family streams (issue #15).
 
 The meta-learned learners that learn by SGD at deployment (OML's head, the complex synapse, gain
 modulation) were meta-trained at one rate on Omniglot; Naive and EWC have the scenario's default. OML's
-own protocol tunes the meta-test rate on validation trajectories (Javed & White 2019: swept over
-[0.3 ... 1e-5] on 5 validation trajectories). This sweeps each strategy's learning rate on the
-class-incremental online stream of each scenario at the validation seed (10000), which no reported run
-uses, and records each strategy's best rate and accuracy next to its meta-trained (or default) rate. The
-best rates are what ``compare`` deploys on those streams (``CLASS_ONLINE_LR`` in
+own protocol tunes the meta-test rate on validation trajectories (Javed & White 2019: swept over [0.3 ...
+1e-5] on 5 validation trajectories). This sweeps each strategy's learning rate on the class-incremental
+stream of each scenario at the validation seed (10000), which no reported run uses, in the online regime
+(one pass at batch size 1) or the standard one (``--regime standard``: minibatches of 32, one epoch), and
+records each strategy's best rate and accuracy next to its meta-trained (or default) rate. The best rates
+are what ``compare`` deploys on those streams (``CLASS_ONLINE_LR``, ``CLASS_STANDARD_LR`` in
 ``avalanche_plasticity/catalog/mnist_family.py``; a test checks that the two agree), so each learner is
 compared with Naive and EWC each at its own validated rate.
 
     AVP_DATA_DIR=../shared/data python benchmarks/deploy_lr.py --data-root ../shared/data
 
-Writes ``benchmarks/results/deploy_lr.json``: ``{"config", "machine", "results": {"<scenario>": {"<strategy>":
-{"deployed_lr": lr, "accuracy": {"<lr>": acc}, "best_lr": lr, "best": acc}}}}`` (final accuracy on the test
-images of all classes seen). Sections and strategies already in ``--out`` are kept unless re-run.
+Writes ``benchmarks/results/deploy_lr.json`` (standard: ``deploy_lr_standard.json``): ``{"config",
+"machine", "results": {"<scenario>": {"<strategy>": {"deployed_lr": lr, "accuracy": {"<lr>": acc},
+"best_lr": lr, "best": acc}}}}`` (final accuracy on the test images of all classes seen). Sections and
+strategies already in ``--out`` are kept unless re-run.
 """
 
 from __future__ import annotations
