@@ -374,13 +374,15 @@ def _stream_settings(
     return registry.scenario_spec(scenario).stream_settings(stream, learner_config, source)
 
 
-def sgd_rates(scenario: str, stream: StreamConfig, learners: Mapping[str, Any]) -> dict[str, float]:
+def sgd_rates(
+    scenario: str, stream: StreamConfig, learners: Mapping[str, Any], *, validated_first: bool = True
+) -> dict[str, float]:
     """The SGD rate of each strategy on ``stream`` (strategies not named: 0.01): ``stream.lr``, else the
-    scenario's rates picked on validation for that kind of stream (``ScenarioSpec.validated_lr``), else a
-    meta-trained learner's own rate (``deploy_lr``, read from ``learners[name].config``), else the
-    scenario's default."""
+    scenario's rates picked on validation for that kind of stream (``ScenarioSpec.validated_lr``; skipped
+    with ``validated_first=False``), else a meta-trained learner's own rate (``deploy_lr``, read from
+    ``learners[name].config``), else the scenario's default."""
     spec = registry.scenario_spec(scenario)
-    validated = spec.validated_lr(stream)
+    validated = spec.validated_lr(stream) if validated_first else {}
     lr = {**spec.default_lr, **validated, **stream.lr}
     for n, learner in learners.items():  # deployed with the SGD lr they were meta-trained for
         deploy_lr = registry.learner_spec(n).deploy_lr if n in registry.learners() else None

@@ -32,7 +32,7 @@ import torch
 
 from avalanche_plasticity import registry
 from avalanche_plasticity.configs import StreamConfig
-from avalanche_plasticity.experiments import run_comparison
+from avalanche_plasticity.experiments import run_comparison, sgd_rates
 from avalanche_plasticity.reporting import machine, write_results
 
 HERE = Path(__file__).resolve().parent
@@ -53,13 +53,11 @@ def train_per_experience(regime: str) -> dict[str, int | None]:
 
 
 def deployed_lr(scenario: str, strategy: str) -> float | None:
-    """The rate ``compare`` deploys ``strategy`` at on ``scenario``: the learner's meta-trained SGD rate
+    """The rate ``strategy`` has on ``scenario`` without validation: the learner's meta-trained SGD rate
     (read from its preset's config) if its registry entry names one, else the scenario's default."""
-    spec = registry.scenario_spec(scenario)
-    if strategy in registry.learners() and registry.learner_spec(strategy).deploy_lr is not None:
-        preset = registry.learner_presets(scenario, spec.default_scale)[strategy]
-        return float(registry.learner_spec(strategy).deploy_lr(SimpleNamespace(config=preset.learner_config)))
-    return spec.default_lr.get(strategy)
+    presets = registry.learner_presets(scenario, registry.scenario_spec(scenario).default_scale)
+    configs = {n: SimpleNamespace(config=p.learner_config) for n, p in presets.items()}
+    return sgd_rates(scenario, StreamConfig(), configs, validated_first=False).get(strategy)
 
 
 def measure(
