@@ -33,7 +33,6 @@ from .configs import (
     split_strategy,
 )
 from .distributed import World
-from .meta_learning import saved_meta_config
 from .networks import baseline_model
 from .presets import Preset
 from .results import Comparison, RunResult
@@ -108,6 +107,15 @@ def checkpoint_name(scenario: str, scale: str, preset: Preset, seed: int = 0) ->
     return f"{tag}_seed{seed}.pt"
 
 
+def _saved_meta(spec: registry.LearnerSpec, ckpt: dict[str, Any], steps: int) -> dict[str, Any] | None:
+    """A checkpoint's meta-training config as a dict, rebuilt through the learner's meta config class (fields
+    added since at their defaults), ``steps`` replaced; None when it does not fit that class."""
+    try:
+        return dataclasses.asdict(spec.meta_config({**(ckpt.get("meta_config") or {}), "steps": steps}))
+    except (TypeError, ValueError):
+        return None
+
+
 def meta_trained(
     scenario: str,
     name: str,
@@ -150,15 +158,14 @@ def meta_trained(
         if checkpoint is not None
         else Path(checkpoint_dir) / checkpoint_name(scenario, scale, preset, seed)
     )
+    spec = registry.learner_spec(preset.learner)
     if resume and path.exists():
         ckpt = load_checkpoint(path)
-        same = ckpt.get("learner_config") == dataclasses.asdict(preset.learner_config) and {
-            **saved_meta_config(ckpt),
-            "steps": meta.steps,
-        } == dataclasses.asdict(meta)
+        same = ckpt.get("learner_config") == dataclasses.asdict(preset.learner_config) and (
+            _saved_meta(spec, ckpt, meta.steps) == dataclasses.asdict(meta)
+        )
         if same and ckpt.get("step", 0) >= meta.steps:  # finished: load (a mismatch is reported below)
             return load_trained(path).to(device)
-    spec = registry.learner_spec(preset.learner)
     if not spec.distributed and world is not None and world.size > 1:
         raise ValueError(f"{name} is meta-trained in one process; run it without torchrun")
     if spec.cpu_only and torch.device(device).type != "cpu":

@@ -108,6 +108,51 @@ def test_meta_training_resumes_to_the_same_result(tmp_path):
         )
 
 
+def test_checkpoint_from_before_online_batch_size_still_loads(tmp_path):
+    """A meta-training config field added later (``online_batch_size``) takes its default when an older
+    checkpoint is resumed or loaded as finished; a checkpoint of another value is refused."""
+    from avalanche_plasticity.checkpoint import CheckpointError
+    from avalanche_plasticity.experiments import meta_trained
+
+    cfg = BilevelMetaTrainConfig(
+        steps=2, meta_batch_size=2, contrastive=ContrastiveConfig(beta=0.3, free=FIXED), lr=1e-2
+    )
+    ck = tmp_path / "cs.pt"
+    meta_train_bilevel(sine_cs(), FewShotSine(), cfg, checkpoint=ck)
+    old = torch.load(ck, weights_only=False)
+    del old["meta_config"]["online_batch_size"]  # as written before the field existed
+    torch.save(old, ck)
+    resumed = meta_train_bilevel(
+        sine_cs(), FewShotSine(), BilevelMetaTrainConfig(**{**cfg.__dict__, "steps": 3}), checkpoint=ck
+    )
+    assert resumed.steps_done == 3
+    with pytest.raises(CheckpointError, match="different meta-training config"):
+        meta_train_bilevel(
+            sine_cs(),
+            FewShotSine(),
+            BilevelMetaTrainConfig(**{**cfg.__dict__, "online_batch_size": 2}),
+            checkpoint=ck,
+        )
+    # the cache of ``compare``: a finished older checkpoint is loaded, not trained again
+    first = meta_trained("sine", "ComplexSynapse", steps=1, checkpoint_dir=tmp_path, progress=False)
+    (path,) = tmp_path.glob("sine_ComplexSynapse_*steps1*.pt")
+    old = torch.load(path, weights_only=False)
+    del old["meta_config"]["online_batch_size"]
+    torch.save(old, path)
+    steps = []
+    again = meta_trained(
+        "sine",
+        "ComplexSynapse",
+        steps=1,
+        checkpoint_dir=tmp_path,
+        progress=False,
+        on_step=lambda i, m: steps.append(i),
+    )
+    assert steps == []
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_few_shot_sine_shapes_and_bad_input():
     b = FewShotSine(shots=5, query=7).sample(3, torch.Generator().manual_seed(0))
     assert b.support_x.shape == (3, 1, 5, 1) and b.query_y.shape == (3, 7, 1)

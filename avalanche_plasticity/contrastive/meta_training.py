@@ -116,6 +116,19 @@ def bilevel_config_from_dict(d: dict[str, Any]) -> BilevelMetaTrainConfig:
     return BilevelMetaTrainConfig(**d)
 
 
+def saved_bilevel_config(ckpt: dict[str, Any], *, steps: int | None = None) -> dict[str, Any] | None:
+    """A checkpoint's ``meta_config`` rebuilt through :class:`BilevelMetaTrainConfig`, fields added since it
+    was written at their defaults (so older checkpoints still resume), ``steps`` replaced when given; None
+    when it does not fit the class (written by another learner or a newer version)."""
+    saved = dict(ckpt.get("meta_config") or {})
+    if steps is not None:
+        saved["steps"] = steps
+    try:
+        return _config_dict(bilevel_config_from_dict(saved))
+    except (TypeError, ValueError):
+        return None
+
+
 def meta_train_bilevel(
     learner: Any,
     source: Any,
@@ -155,7 +168,8 @@ def meta_train_bilevel(
         saved_config = dataclasses.asdict(type(learner.config)(**ckpt["learner_config"]))
         if saved_config != dataclasses.asdict(learner.config):
             raise CheckpointError(f"checkpoint {checkpoint} was made with a different learner config")
-        if {**ckpt["meta_config"], "steps": config.steps} != _config_dict(config):
+        # The same for the meta-training config (e.g. ``online_batch_size``, added later at its old value).
+        if saved_bilevel_config(ckpt, steps=config.steps) != _config_dict(config):
             raise CheckpointError(
                 f"checkpoint {checkpoint} was made with a different meta-training config: "
                 f"{ckpt['meta_config']} != {_config_dict(config)}"
