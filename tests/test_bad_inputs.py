@@ -401,6 +401,12 @@ CASES: list[Case] = [
         ("init_lambda", FINITE_POS, "-1.0"),
     ),
     Case(
+        "ComplexSynapseConfig head_lambda=0",
+        make(lambda: ComplexSynapseConfig(head_lambda=0.0)),
+        ValueError,
+        ("head_lambda", FINITE_POS, "0.0"),
+    ),
+    Case(
         "GainModulationConfig reg_strength=inf",
         make(lambda: GainModulationConfig(reg_strength=INF)),
         ValueError,

@@ -6,6 +6,7 @@ import torch
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
 
+from avalanche_plasticity.configs import configure
 from avalanche_plasticity.contrastive import (
     BilevelMetaTrainConfig,
     ComplexSynapseConfig,
@@ -151,6 +152,94 @@ def test_checkpoint_from_before_online_batch_size_still_loads(tmp_path):
     assert steps == []
     for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_head_lambda_frees_the_readout_under_consolidated_hidden_synapses():
+    """``head_lambda`` sets the readout's strengths only; online SGD then moves the readout and leaves the
+    hidden weights at their anchors when 2 lambda lr = 1 (each step's change pulled back by the next)."""
+    spec = {"kind": "mlp", "sizes": [3, 8, 2]}
+    lr = 0.05
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(network=spec, init_lambda=0.5 / lr, head_lambda=1e-4, inner_lr=lr)
+    )
+    strengths = {k: v.exp() for k, v in learner.log_lambda.items()}
+    torch.testing.assert_close(strengths["0__weight"], torch.full((8, 3), 10.0))
+    torch.testing.assert_close(strengths["2__weight"], torch.full((2, 8), 1e-4))
+    theta = learner.theta()
+    fast = {k: w.detach().clone().requires_grad_() for k, w in learner.initial_fast_weights(theta).items()}
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        x, y = torch.randn(1, 3, generator=g), torch.randn(1, 2, generator=g)
+        loss = ((learner.predict(fast, theta, x) - y) ** 2).mean() + learner.regulariser(fast, theta)
+        grads = torch.autograd.grad(loss, list(fast.values()))
+        fast = {
+            k: (w - lr * d).detach().requires_grad_() for (k, w), d in zip(fast.items(), grads, strict=True)
+        }
+    hidden = (fast["0.weight"] - learner.omega["0__weight"]).norm() / learner.omega["0__weight"].norm()
+    readout = (fast["2.weight"] - learner.omega["2__weight"]).norm() / learner.omega["2__weight"].norm()
+    assert readout > 10 * hidden  # the readout learned, the hidden layer stayed at its anchor
+    plain = ComplexSynapseLearner(ComplexSynapseConfig(network=spec, init_lambda=0.3))
+    assert all(torch.allclose(v.exp(), torch.tensor(0.3)) for v in plain.log_lambda.values())
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_features_are_the_readouts_input(kind):
+    """``features`` is what the head reads: predict == head(features), for both learners and both nets."""
+    import torch.nn.functional as F
+
+    net = (
+        {"kind": "mlp", "sizes": [3, 5, 4, 2]}
+        if kind == "mlp"
+        else {"kind": "conv", "channels": 4, "image_size": 28, "num_outputs": 3, "norm": "layer"}
+    )
+    x = torch.randn(2, 3) if kind == "mlp" else torch.randn(2, 1, 28, 28)
+    for learner, head in (
+        (ComplexSynapseLearner(ComplexSynapseConfig(network=net)), None),
+        (GainModulationLearner(GainModulationConfig(network=net)), ("head_weight", "head_bias")),
+    ):
+        theta = learner.theta()
+        fast = learner.initial_fast_weights(theta)
+        if head is None:
+            last = learner._names[-1].split(".")[0]
+            head = (f"{last}.weight", f"{last}.bias")
+        h = learner.features(fast, theta, x)
+        assert h.shape == (2, fast[head[0]].shape[1])
+        torch.testing.assert_close(learner.predict(fast, theta, x), F.linear(h, fast[head[0]], fast[head[1]]))
+
+
+@pytest.mark.parametrize("name", ["ComplexSynapse", "GainModulation"])
+def test_omniglot_presets_meta_train_for_retention(omniglot_root, tmp_path, name):
+    """On Omniglot (and so on the MNIST-family streams) both learners meta-train through the online pass on
+    class-incremental streams (two 10-way tasks, the query on all 20 classes); one meta-update on real
+    Omniglot moves the meta-parameters and resumes from its checkpoint."""
+    import dataclasses
+
+    from avalanche_plasticity.experiments import build_learner, meta_trained
+
+    preset, _ = configure("split_mnist", "cpu", {"num_units": "20", "meta_batch_size": "1"}, learners=[name])
+    p = preset[name]
+    assert p.meta.estimator == "online" and p.source["tasks"] == 2 and p.source["query"] == "seen"
+    if name == "ComplexSynapse":  # consolidated hidden synapses: each step's change pulled back by the next
+        assert 2 * p.learner_config.init_lambda * p.learner_config.inner_lr == 1.0
+        assert p.learner_config.head_lambda < 1e-2
+    else:
+        assert p.learner_config.reg_strength == 0
+    start = {k: v.detach().clone() for k, v in build_learner(p, 0).meta_parameters().items()}
+    learner = meta_trained(
+        "split_mnist", name, preset=p, steps=1, checkpoint_dir=tmp_path, root=omniglot_root, progress=False
+    )
+    moved = [k for k, v in learner.meta_parameters().items() if not torch.equal(v.detach(), start[k])]
+    assert moved and all(torch.isfinite(v).all() for v in learner.meta_parameters().values())
+    again = meta_trained(
+        "split_mnist",
+        name,
+        preset=dataclasses.replace(p),
+        steps=1,
+        checkpoint_dir=tmp_path,
+        root=omniglot_root,
+    )
+    for a, b in zip(learner.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the finished checkpoint is loaded, not trained again
 
 
 def test_few_shot_sine_shapes_and_bad_input():

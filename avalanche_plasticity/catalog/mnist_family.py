@@ -121,7 +121,7 @@ def _register(
 # results/deploy_lr_standard.json standard). Domain-incremental streams, PermutedMNIST standard and the
 # strategies not named keep the meta-trained rates and the defaults (they were not swept).
 CLASS_ONLINE_LR = {
-    "split_mnist": {"Naive": 0.01, "EWC": 0.01, "OML": 1e-4, "ComplexSynapse": 0.01, "GainModulation": 0.003},
+    "split_mnist": {"Naive": 0.01, "EWC": 0.01, "OML": 1e-4, "ComplexSynapse": 0.01, "GainModulation": 3e-5},
     "permuted_mnist": {
         "Naive": 0.01,
         "EWC": 0.01,
@@ -138,8 +138,8 @@ CLASS_ONLINE_LR = {
     },
 }
 CLASS_STANDARD_LR = {
-    "split_mnist": {"Naive": 0.1, "EWC": 0.03, "OML": 3e-4},
-    "split_fashion_mnist": {"Naive": 0.1, "EWC": 0.003, "OML": 0.003},
+    "split_mnist": {"Naive": 0.1, "EWC": 0.03, "OML": 3e-4, "GainModulation": 1e-4},
+    "split_fashion_mnist": {"Naive": 0.1, "EWC": 0.003, "OML": 0.003, "GainModulation": 0.1},
 }
 
 

@@ -167,6 +167,10 @@ class _BilevelModule(nn.Module):
     def predict(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def features(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
+        """The readout's input for ``x``, shape ``(B, d)`` (what the network represents below its head)."""
+        raise NotImplementedError
+
     def regulariser(self, fast: Params, theta: Params) -> Tensor:
         raise NotImplementedError
 
@@ -201,7 +205,9 @@ class ComplexSynapseConfig:
     """:param network: network spec (module docstring). :param task: ``"regression"`` or
     ``"classification"``. :param init_lambda: initial per-synapse strength lambda (> 0).
     :param learn_lambda: meta-learn log lambda (else only omega, the iMAML-style variant).
-    :param inner_lr: learning rate of online SGD in the Avalanche strategy. :param seed: weight init."""
+    :param inner_lr: learning rate of online SGD in the Avalanche strategy. :param seed: weight init.
+    :param head_lambda: initial strength of the readout layer's synapses (> 0; default ``init_lambda``):
+        consolidated hidden synapses (a large ``init_lambda``) under a free readout."""
 
     network: dict = field(default_factory=lambda: {"kind": "mlp", "sizes": [1, 40, 40, 1]})
     task: Literal["regression", "classification"] = "regression"
@@ -209,16 +215,22 @@ class ComplexSynapseConfig:
     learn_lambda: bool = True
     inner_lr: float = 0.05
     seed: int = 0
+    head_lambda: float | None = None
 
     def __post_init__(self) -> None:
         self.network = check_network_spec(self.network)
         _check_common(self.task, self.inner_lr)
-        if not (
-            isinstance(self.init_lambda, (int, float))
-            and self.init_lambda > 0
-            and math.isfinite(self.init_lambda)
-        ):
-            raise ValueError(f"init_lambda must be a finite number > 0, got {self.init_lambda!r}")
+        for name in ("init_lambda", "head_lambda"):
+            value = getattr(self, name)
+            if name == "head_lambda" and value is None:
+                continue
+            if not (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and value > 0
+                and math.isfinite(value)
+            ):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 class ComplexSynapseLearner(_BilevelModule):
@@ -234,10 +246,16 @@ class ComplexSynapseLearner(_BilevelModule):
         self.omega = nn.ParameterDict(
             {key(n): nn.Parameter(p.detach().clone()) for n, p in net.named_parameters()}
         )
+        head = self._names[-1].split(".")[0]  # the last layer's module: the readout
+        strength = lambda n: (  # noqa: E731
+            config.head_lambda
+            if config.head_lambda is not None and n.split(".")[0] == head
+            else config.init_lambda
+        )
         self.log_lambda = nn.ParameterDict(
             {
                 key(n): nn.Parameter(
-                    torch.full_like(p, math.log(config.init_lambda)), requires_grad=config.learn_lambda
+                    torch.full_like(p, math.log(strength(n))), requires_grad=config.learn_lambda
                 )
                 for n, p in net.named_parameters()
             }
@@ -262,6 +280,11 @@ class ComplexSynapseLearner(_BilevelModule):
 
     def predict(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
         return functional_call(self._net, fast, (x,))
+
+    def features(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
+        body = self._net[:-1]  # every layer below the readout (the same module names)
+        own = {n for n, _ in body.named_parameters()}
+        return functional_call(body, {n: w for n, w in fast.items() if n in own}, (x,)).flatten(1)
 
     def regulariser(self, fast: Params, theta: Params) -> Tensor:
         """sum_i lambda_i (phi_i - omega_i)^2."""
@@ -328,6 +351,9 @@ class GainModulationLearner(_BilevelModule):
         return {k: theta[f"init/{k}"] if f"init/{k}" in theta else v.detach() for k, v in self.init.items()}
 
     def predict(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
+        return F.linear(self.features(fast, theta, x), fast["head_weight"], fast["head_bias"])
+
+    def features(self, fast: Params, theta: Params, x: Tensor) -> Tensor:
         spec = self.config.network
         body = lambda k: theta.get(f"body/{k}", self.body[k].detach())  # noqa: E731
         h = x
@@ -345,7 +371,7 @@ class GainModulationLearner(_BilevelModule):
                 h = F.relu(g[:, None, None] * z + s[:, None, None])
                 if l < 3:
                     h = F.max_pool2d(h, 2)
-        return F.linear(h.flatten(1), fast["head_weight"], fast["head_bias"])
+        return h.flatten(1)
 
     def regulariser(self, fast: Params, theta: Params) -> Tensor:
         """reg_strength * ||phi - phi_init||^2 (zero when reg_strength is 0)."""
