@@ -15,8 +15,9 @@ compared with Naive and EWC each at its own validated rate.
 
 Writes ``benchmarks/results/deploy_lr.json`` (standard: ``deploy_lr_standard.json``): ``{"config",
 "machine", "results": {"<scenario>": {"<strategy>": {"deployed_lr": lr, "accuracy": {"<lr>": acc},
-"best_lr": lr, "best": acc}}}}`` (final accuracy on the test images of all classes seen). Sections and
-strategies already in ``--out`` are kept unless re-run.
+"best_lr": lr, "best": acc[, "rejected": {"<lr>": reason}]}}}}`` (final accuracy on the test images of all
+classes seen; ``rejected``: rates the strategy refuses, e.g. past the complex synapse's stability
+bound). Sections and strategies already in ``--out`` are kept unless re-run.
 """
 
 from __future__ import annotations
@@ -61,9 +62,18 @@ def deployed_lr(scenario: str, strategy: str) -> float | None:
 
 
 def measure(
-    args: argparse.Namespace, scenario: str, strategy: str, lr: float, row: dict[str, float]
-) -> float:
-    """Final accuracy of ``strategy`` at ``lr`` on the validation stream (cached in ``row`` and on disk)."""
+    args: argparse.Namespace,
+    scenario: str,
+    strategy: str,
+    lr: float,
+    row: dict[str, float],
+    rejected: dict[str, str],
+) -> float | None:
+    """Final accuracy of ``strategy`` at ``lr`` on the validation stream (cached in ``row`` and on disk);
+    None, with the strategy's reason in ``rejected``, for a rate the strategy refuses (e.g. one at which
+    the complex synapse's pull toward its anchors makes SGD diverge)."""
+    if f"{lr:g}" in rejected:
+        return None
     if f"{lr:g}" not in row:
         stream = StreamConfig(
             setting="class",
@@ -71,16 +81,23 @@ def measure(
             train_per_experience=train_per_experience(args.regime)[scenario],
             lr={strategy: lr},
         )
-        comparison = run_comparison(
-            scenario,
-            strategies=[strategy],
-            seeds=[VALIDATION_SEED],
-            stream=stream,
-            root=args.data_root,
-            checkpoint_dir=args.checkpoint_dir,
-            run_cache=Path(args.work) / (scenario + ("" if args.regime == "online" else "_standard")),
-            progress=False,
-        )
+        try:
+            comparison = run_comparison(
+                scenario,
+                strategies=[strategy],
+                seeds=[VALIDATION_SEED],
+                stream=stream,
+                root=args.data_root,
+                checkpoint_dir=args.checkpoint_dir,
+                run_cache=Path(args.work) / (scenario + ("" if args.regime == "online" else "_standard")),
+                progress=False,
+            )
+        except ValueError as err:
+            if f"lr {lr:g}" not in str(err):  # not about this rate: a real error
+                raise
+            rejected[f"{lr:g}"] = str(err)
+            print(f"{scenario} {strategy} lr {lr:g}: rejected ({err})", flush=True)
+            return None
         row[f"{lr:g}"] = comparison.by_strategy()[strategy][0].final
         print(f"{scenario} {strategy} lr {lr:g}: {row[f'{lr:g}']:.4f}", flush=True)
     return row[f"{lr:g}"]
@@ -118,24 +135,28 @@ def main(argv: list[str] | None = None) -> int:
         section = payload["results"].setdefault(scenario, {})
         for strategy in args.strategies:
             row: dict[str, float] = {}
+            rejected: dict[str, str] = {}
             for lr in sorted(args.grid):
-                measure(args, scenario, strategy, lr, row)
+                measure(args, scenario, strategy, lr, row, rejected)
+            if not row:
+                raise SystemExit(f"{scenario} {strategy}: every rate of the grid was rejected: {rejected}")
             # a best rate at an end of the grid: go on past it along LADDER (OML's own sweep reaches
             # 1e-5) while the accuracy does not fall
             for direction in (-1, 1):
                 rate = min(args.grid) if direction < 0 else max(args.grid)
-                while row[f"{rate:g}"] >= max(row.values()) and rate in LADDER:
+                while row.get(f"{rate:g}", -1.0) >= max(row.values()) and rate in LADDER:
                     i = LADDER.index(rate) + direction
                     if not 0 <= i < len(LADDER):
                         break
                     rate = LADDER[i]
-                    measure(args, scenario, strategy, rate, row)
+                    measure(args, scenario, strategy, rate, row, rejected)
             best = max(row, key=lambda k: (row[k], -float(k)))  # ties: the smaller rate
             section[strategy] = {
                 "deployed_lr": deployed_lr(scenario, strategy),
                 "accuracy": row,
                 "best_lr": float(best),
                 "best": row[best],
+                **({"rejected": rejected} if rejected else {}),
             }
             print(f"{scenario} {strategy}: best lr {best} ({row[best]:.4f})", flush=True)
             payload["config"] = {

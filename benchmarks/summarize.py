@@ -598,11 +598,13 @@ def standard_benchmarks(d: dict) -> list[str]:
 def deploy_lr(d: dict) -> list[str]:
     """One table per scenario: each strategy's final accuracy (percent) at every swept SGD rate on the
     class-incremental validation stream of the file's regime, its meta-trained or default rate and the
-    best one."""
+    best one; "refused" where the strategy rejects the rate (past its stability bound)."""
     cfg = d.get("config", {})
     out = []
     for scenario, table in d.get("results", {}).items():
-        rates = sorted({float(r) for row in table.values() for r in row["accuracy"]})
+        rates = sorted(
+            {float(r) for row in table.values() for r in [*row["accuracy"], *row.get("rejected", {})]}
+        )
         per = cfg.get("train_per_experience", {}).get(scenario)
         out += [
             f"**{scenario}** (class-incremental {cfg.get('regime', 'online')}, validation seed "
@@ -617,7 +619,13 @@ def deploy_lr(d: dict) -> list[str]:
             cells = []
             for r in rates:
                 acc = row["accuracy"].get(f"{r:g}")
-                cell = "" if acc is None else f"{100 * acc:.1f}"
+                cell = (
+                    "refused"
+                    if f"{r:g}" in row.get("rejected", {})
+                    else ""
+                    if acc is None
+                    else f"{100 * acc:.1f}"
+                )
                 cells.append(f"**{cell}**" if acc is not None and r == row["best_lr"] else cell)
             deployed = row.get("deployed_lr")
             out.append(

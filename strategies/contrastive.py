@@ -101,6 +101,15 @@ class _BilevelOnlineStrategy(OnlineLearnerTemplate):
         if optimizer is None:
             lr = learner.config.inner_lr if lr is None else lr
             check_number("lr", lr)
+            # the pull sum_i lambda_i (phi_i - omega_i)^2 is a quadratic of curvature 2 lambda: SGD (heavy
+            # ball) on it is stable only while lr * 2 lambda < 2 (1 + momentum)
+            pull = learner.strongest_pull()
+            if lr * pull >= 1 + momentum:
+                raise ValueError(
+                    f"lr {lr:g} makes SGD on this learner's pull toward its anchors diverge: its strongest "
+                    f"pull is {pull:g}, and SGD overshoots it when lr * pull >= 1 + momentum; use "
+                    f"lr < {(1 + momentum) / pull:g}"
+                )
             optimizer = torch.optim.SGD(model.fast.parameters(), lr=lr, momentum=momentum)
         elif not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(

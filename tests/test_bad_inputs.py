@@ -261,6 +261,19 @@ CASES: list[Case] = [
         ("momentum must be a number >= 0 and < 1 (not NaN or inf)", "1.0"),
     ),
     Case(
+        "ComplexSynapse lr past its pull's stability bound",
+        make(
+            lambda: ComplexSynapse(
+                learner=ComplexSynapseLearner(
+                    ComplexSynapseConfig(network={"kind": "mlp", "sizes": [4, 8, 5]}, init_lambda=50.0)
+                ),
+                lr=0.03,
+            )
+        ),
+        ValueError,
+        ("lr 0.03", "strongest pull is 50", "use lr < 0.02"),
+    ),
+    Case(
         "GainModulation momentum=nan",
         make(lambda: GainModulation(learner=gm_learner(), momentum=NAN)),
         ValueError,

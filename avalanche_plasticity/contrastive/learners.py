@@ -171,6 +171,11 @@ class _BilevelModule(nn.Module):
         """The readout's input for ``x``, shape ``(B, d)`` (what the network represents below its head)."""
         raise NotImplementedError
 
+    def strongest_pull(self) -> float:
+        """The largest coefficient ``c`` of the regulariser's ``c (phi - anchor)^2`` terms (SGD at rate
+        ``lr`` on it overshoots when ``lr * c >= 1``)."""
+        raise NotImplementedError
+
     def regulariser(self, fast: Params, theta: Params) -> Tensor:
         raise NotImplementedError
 
@@ -286,6 +291,9 @@ class ComplexSynapseLearner(_BilevelModule):
         own = {n for n, _ in body.named_parameters()}
         return functional_call(body, {n: w for n, w in fast.items() if n in own}, (x,)).flatten(1)
 
+    def strongest_pull(self) -> float:
+        return max(float(v.detach().max().exp()) for v in self.log_lambda.values())
+
     def regulariser(self, fast: Params, theta: Params) -> Tensor:
         """sum_i lambda_i (phi_i - omega_i)^2."""
         return sum(
@@ -372,6 +380,9 @@ class GainModulationLearner(_BilevelModule):
                 if l < 3:
                     h = F.max_pool2d(h, 2)
         return h.flatten(1)
+
+    def strongest_pull(self) -> float:
+        return float(self.config.reg_strength)
 
     def regulariser(self, fast: Params, theta: Params) -> Tensor:
         """reg_strength * ||phi - phi_init||^2 (zero when reg_strength is 0)."""
