@@ -1,6 +1,8 @@
-"""The complex synapse (Zucchet et al. 2022), meta-trained by the contrastive rule on the episodes of the
-scenario's OML preset, so that its comparison stream has the same shape; deployed by SGD on its inner loss.
-Opt-in in ``compare`` (minutes of meta-training); no paper-scale continual setting exists."""
+"""The complex synapse (Zucchet et al. 2022) on the episodes of the scenario's OML preset, so that its
+comparison stream has the same shape: on sine meta-trained by the contrastive rule, on Omniglot (and the
+MNIST-family streams) for retention through the online pass (:func:`preset`); deployed by SGD on its inner
+loss. Opt-in in ``compare`` (minutes of meta-training on sine, about an hour on Omniglot on one CPU thread);
+no paper-scale continual setting exists."""
 
 from __future__ import annotations
 
