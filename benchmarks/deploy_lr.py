@@ -35,6 +35,7 @@ from avalanche_plasticity import registry
 from avalanche_plasticity.configs import StreamConfig
 from avalanche_plasticity.experiments import run_comparison, sgd_rates
 from avalanche_plasticity.reporting import machine, write_results
+from avalanche_plasticity.strategies.contrastive import UnstableLearningRateError
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ("split_mnist", "permuted_mnist", "split_fashion_mnist")
@@ -92,9 +93,7 @@ def measure(
                 run_cache=Path(args.work) / (scenario + ("" if args.regime == "online" else "_standard")),
                 progress=False,
             )
-        except ValueError as err:
-            if f"lr {lr:g}" not in str(err):  # not about this rate: a real error
-                raise
+        except UnstableLearningRateError as err:
             rejected[f"{lr:g}"] = str(err)
             print(f"{scenario} {strategy} lr {lr:g}: rejected ({err})", flush=True)
             return None

@@ -71,6 +71,10 @@ def _resolve(learner: Any, cls: type) -> Any:
     return learner
 
 
+class UnstableLearningRateError(ValueError):
+    """An SGD rate at which the learner's pull toward its anchors makes SGD diverge."""
+
+
 class _BilevelOnlineStrategy(OnlineLearnerTemplate):
     learner_class: type = nn.Module
 
@@ -105,7 +109,7 @@ class _BilevelOnlineStrategy(OnlineLearnerTemplate):
             # ball) on it is stable only while lr * 2 lambda < 2 (1 + momentum)
             pull = learner.strongest_pull()
             if lr * pull >= 1 + momentum:
-                raise ValueError(
+                raise UnstableLearningRateError(
                     f"lr {lr:g} makes SGD on this learner's pull toward its anchors diverge: its strongest "
                     f"pull is {pull:g}, and SGD overshoots it when lr * pull >= 1 + momentum; use "
                     f"lr < {(1 + momentum) / pull:g}"
@@ -171,4 +175,4 @@ class GainModulation(_BilevelOnlineStrategy):
     learner_class = GainModulationLearner
 
 
-__all__ = ["ComplexSynapse", "FastWeightModel", "GainModulation"]
+__all__ = ["ComplexSynapse", "FastWeightModel", "GainModulation", "UnstableLearningRateError"]

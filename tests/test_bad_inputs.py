@@ -50,6 +50,7 @@ from avalanche_plasticity.strategies import (
     MetaPlasticityRule,
     SeedPlugin,
 )
+from avalanche_plasticity.strategies.contrastive import UnstableLearningRateError
 from avalanche_plasticity.wandb_logger import WandBLogger, resolve_mode
 
 INF, NAN = float("inf"), float("nan")
@@ -270,7 +271,7 @@ CASES: list[Case] = [
                 lr=0.03,
             )
         ),
-        ValueError,
+        UnstableLearningRateError,
         ("lr 0.03", "strongest pull is 50", "use lr < 0.02"),
     ),
     Case(
