@@ -19,7 +19,7 @@ remakes it), and meta-training resumes from its checkpoint.
 
     python scripts/make_pretrained.py                               # sine: FLP and OML at cpu
     python scripts/make_pretrained.py --targets OML/omniglot/cpu --checkpoint-dir benchmarks/checkpoints
-    python scripts/make_pretrained.py --omniglot --checkpoint-dir benchmarks/checkpoints   # + Omniglot's
+    python scripts/make_pretrained.py --omniglot --checkpoint-dir benchmarks/checkpoints  # + Omniglot's
 """
 
 from __future__ import annotations
@@ -42,15 +42,17 @@ CHECK_STREAMS = {
     "sine": {"batches_per_function": 10},
     "omniglot": {"num_classes": 10},
 }  # the short stream of each scenario's check figure
+OMNIGLOT_OPT_IN = ("ComplexSynapse", "GainModulation")  # opt-in in compare, shipped all the same
 
 
-def default_targets(scenario: str | None = None) -> list[str]:
+def default_targets(scenario: str | None = None, *, opt_in: tuple[str, ...] = ()) -> list[str]:
     """The learners that ``compare`` deploys by default on ``scenario`` (default: the no-argument
-    ``compare``'s): ``<learner>/<scenario>/<scale>``."""
+    ``compare``'s), plus the opt-in ones named in ``opt_in``: ``<learner>/<scenario>/<scale>``."""
     scenario = scenario or registry.default_scenario()
     scale = default_scale(scenario)
     shipped = presets(scenario, scale)
-    return [pretrained.key(n, scenario, scale) for n in default_strategies(scenario, scale) if n in shipped]
+    names = [*default_strategies(scenario, scale), *opt_in]
+    return [pretrained.key(n, scenario, scale) for n in names if n in shipped]
 
 
 def is_current(name: str, scenario: str, scale: str, folder: Path) -> bool:
@@ -114,14 +116,16 @@ def main() -> None:
     p.add_argument(
         "--omniglot",
         action="store_true",
-        help="also the learners compare deploys by default on Omniglot (and the MNIST-family streams)",
+        help="also the learners compare deploys on Omniglot (and the MNIST-family streams), the opt-in "
+        f"{' and '.join(OMNIGLOT_OPT_IN)} included",
     )
     args = p.parse_args()
     torch.set_num_threads(1)
     folder = Path(args.folder)
     targets = args.targets or default_targets()
     if args.omniglot:
-        targets = [*targets, *(t for t in default_targets("omniglot") if t not in targets)]
+        extra = default_targets("omniglot", opt_in=OMNIGLOT_OPT_IN)
+        targets = [*targets, *(t for t in extra if t not in targets)]
     todo = [t for t in targets if args.force or not is_current(*t.split("/"), folder)]
     for t in sorted(set(targets) - set(todo)):
         print(f"{t}: current, skipped")

@@ -23,7 +23,7 @@ from avalanche_plasticity.contrastive.learners import (
     load_bilevel_learner,
 )
 
-from .online import OnlineLearnerTemplate, check_inputs, check_number
+from .online import PRETRAINED_PREFIX, OnlineLearnerTemplate, check_inputs, check_number, shipped_by_name
 
 
 def _key(name: str) -> str:
@@ -60,11 +60,16 @@ class FastWeightModel(nn.Module):
 
 
 def _resolve(learner: Any, cls: type) -> Any:
-    if isinstance(learner, (str, Path)):
+    """A learner object, the path of its checkpoint, or ``"pretrained:<scenario>[/<scale>]"`` (one shipped
+    with the package); returned with its meta-parameters frozen."""
+    if isinstance(learner, str) and learner.startswith(PRETRAINED_PREFIX):
+        learner = shipped_by_name(learner, cls.__name__)
+    elif isinstance(learner, (str, Path)):
         learner = load_bilevel_learner(learner, kind=cls.__name__)
     if not isinstance(learner, cls):
         raise TypeError(
-            f"learner must be a {cls.__name__} or a path to its checkpoint, got {type(learner).__name__}"
+            f"learner must be a {cls.__name__}, the path to its checkpoint or 'pretrained:<scenario>', got "
+            f"{type(learner).__name__}"
         )
     for p in learner.parameters():
         p.requires_grad_(False)
@@ -154,7 +159,8 @@ class ComplexSynapse(_BilevelOnlineStrategy):
     """Deploy a meta-trained :class:`~avalanche_plasticity.contrastive.ComplexSynapseLearner`: all weights
     learn online by SGD on ``task loss + sum_i lambda_i (phi_i - omega_i)^2`` from ``phi = omega``.
 
-    :param learner: the learner or the path of its checkpoint (meta-parameters stay frozen).
+    :param learner: the learner, the path of its checkpoint or ``"pretrained:<scenario>[/<scale>]"`` (shipped
+        with the package, e.g. ``"pretrained:omniglot"``); its meta-parameters stay frozen.
     :param optimizer: optimizer over ``model.fast`` (default SGD at ``lr``, default the learner's
         ``inner_lr``, with ``momentum``).
     :param reset_on_train: restart from omega at each ``train()`` call (default False: keep learning).

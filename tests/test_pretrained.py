@@ -49,7 +49,7 @@ def test_a_shipped_learner_loads_matches_its_preset_and_reproduces_its_figure(ke
     found = pretrained.shipped_learner(scenario, scale, preset)
     assert found is not None and found[1].startswith(f"shipped {name} ({scenario}/{scale}, sha256 ")
     assert pretrained.shipped_learner(scenario, scale, preset, meta_seed=1) is None
-    changed, _ = configure(scenario, scale, {f"{name}.meta.default_lr": "0.5"})  # as --set would
+    changed, _ = configure(scenario, scale, {f"{name}.meta.steps": "7"})  # as --set would
     assert pretrained.shipped_learner(scenario, scale, changed[name]) is None
     check = entry["figure"]["check"]  # the recorded figure on a short stream, seed 0
     figure = pretrained.measure_figure(
@@ -139,7 +139,8 @@ def test_compare_deploys_a_shipped_learner_only_for_its_preset(tmp_path, monkeyp
 @pytest.mark.parametrize(
     "strategy, spec",
     [("FLP", "pretrained:sine"), ("OML", "pretrained:sine/cpu"), ("ANML", "pretrained:omniglot")]
-    + [("MetaPlasticityRule", "pretrained:omniglot")],
+    + [("MetaPlasticityRule", "pretrained:omniglot"), ("ComplexSynapse", "pretrained:omniglot")]
+    + [("GainModulation", "pretrained:omniglot")],
 )
 def test_a_strategy_takes_a_shipped_learner_by_name(strategy, spec):
     import avalanche_plasticity.strategies as strategies
@@ -165,3 +166,9 @@ def test_a_bad_shipped_name_is_a_clear_error():
         FLP(learner="pretrained:nowhere")
     with pytest.raises(ValueError, match="learner must be 'pretrained:<scenario>'"):
         FLP(learner="pretrained:sine/cpu/x")
+    from avalanche_plasticity.strategies import ComplexSynapse
+
+    with pytest.raises(pretrained.PretrainedError, match="ComplexSynapse/sine/cpu"):
+        ComplexSynapse(learner="pretrained:sine")  # the contrastive sine learners are not shipped
+    with pytest.raises(ValueError, match="learner must be 'pretrained:<scenario>'"):
+        ComplexSynapse(learner="pretrained:")
