@@ -3,8 +3,8 @@ and readout are the fast weights, on the episodes of the scenario's OML preset, 
 stream has the same shape: on sine meta-trained by the contrastive rule, on Omniglot (and the MNIST-family
 streams) for retention through the online pass (:func:`preset`); deployed by SGD on its inner loss (the
 task loss plus the pull of the fast weights toward their meta-learned initial values, none on Omniglot).
-Opt-in in ``compare`` (minutes of meta-training on sine, about 15 on Omniglot on one CPU thread); no
-paper-scale continual setting exists."""
+Opt-in in ``compare`` (minutes of meta-training on sine; the Omniglot ``cpu`` learner ships with the package,
+meta-training it again takes 15 to 30 minutes on one CPU thread); no paper-scale continual setting exists."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def preset(scenario: str, scale: str, settings: dict[str, Any] | None = None) ->
     0.01) over class-incremental streams of two 10-way 5-shot tasks (20 distinct classes, one after
     another), the query on all 20 (``source.query=seen``, as OML and FLP meta-train); no pull toward the
     initial fast weights (``reg_strength`` 0: it would erase what the stream taught), 400 meta-updates of 4
-    streams at Adam 1e-3 (clip 10), 15 minutes on one CPU thread; the meta-loss fell from 3.3 to 0.73. The
+    streams at Adam 1e-3 (clip 10), 15 to 30 minutes on one CPU thread; meta-loss 3.3 to 0.73. The
     contrastive preset it replaces (25 meta-updates, ``reg_strength`` 0.1) learned a few-shot body that
     forgets like SGD in class order: 3.6 % on the 50-class Omniglot stream (Naive 1.9), 19.5 % on
     SplitMNIST class-incremental online (Naive 19.8); ``benchmarks/NOTES.md``, "Gain modulation meta-trained
