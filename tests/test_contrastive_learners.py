@@ -403,3 +403,25 @@ def test_strategy_on_continual_omniglot_and_bad_input(omniglot_root):
         GainModulation(learner=sine_learners(2)["ComplexSynapse"])
     with pytest.raises(ValueError, match="lr"):
         ComplexSynapse(learner=sine_learners(2)["ComplexSynapse"], lr=0)
+
+
+def test_fixed_strengths_are_left_out_of_saved_files_and_rebuilt_on_load(tmp_path):
+    spec = {"kind": "mlp", "sizes": [3, 8, 2]}
+    fixed = ComplexSynapseLearner(
+        ComplexSynapseConfig(network=spec, init_lambda=50.0, head_lambda=1e-4, learn_lambda=False)
+    )
+    assert not any(k.startswith("log_lambda.") for k in fixed.state_dict())  # the config's, not learned
+    learned = ComplexSynapseLearner(ComplexSynapseConfig(network=spec, learn_lambda=True))
+    assert any(k.startswith("log_lambda.") for k in learned.state_dict())
+    save_bilevel_learner(fixed, tmp_path / "cs.pt")
+    back = load_bilevel_learner(tmp_path / "cs.pt")
+    assert back.strongest_pull() == pytest.approx(50.0)
+    for k, v in fixed.log_lambda.items():
+        torch.testing.assert_close(back.log_lambda[k], v)
+    with_strengths = {**fixed.state_dict(), **{f"log_lambda.{k}": v for k, v in fixed.log_lambda.items()}}
+    other = ComplexSynapseLearner(
+        ComplexSynapseConfig(network=spec, init_lambda=50.0, head_lambda=1e-4, learn_lambda=False, seed=1)
+    )
+    other.load_state_dict(with_strengths)  # a file written before they were left out still loads
+    for k, v in fixed.omega.items():
+        torch.testing.assert_close(other.omega[k], v)

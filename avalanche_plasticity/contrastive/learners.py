@@ -238,6 +238,19 @@ class ComplexSynapseConfig:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def _drop_fixed_strengths(module: nn.Module, state_dict: dict, prefix: str, local_metadata: Any) -> None:
+    """State-dict hook: strengths that are not meta-learned are the config's, so a saved file need not
+    carry them (half a complex synapse's bytes)."""
+    for k in [k for k in state_dict if k.startswith(f"{prefix}log_lambda.")]:
+        del state_dict[k]
+
+
+def _fill_fixed_strengths(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """Load pre-hook: the fixed strengths a file left out are the config's (older files carry them)."""
+    for k, v in module.log_lambda.items():
+        state_dict.setdefault(f"{prefix}log_lambda.{k}", v.detach().clone())
+
+
 class ComplexSynapseLearner(_BilevelModule):
     """Complex synapses: fast weights phi anchored to meta-learned omega with meta-learned strengths."""
 
@@ -265,6 +278,9 @@ class ComplexSynapseLearner(_BilevelModule):
                 for n, p in net.named_parameters()
             }
         )
+        if not config.learn_lambda:  # fixed by the config: left out of saved files, rebuilt on load
+            self.register_state_dict_post_hook(_drop_fixed_strengths)
+            self.register_load_state_dict_pre_hook(_fill_fixed_strengths)
 
     def meta_parameters(self) -> dict[str, nn.Parameter]:
         """``omega/<weight>`` and ``log_lambda/<weight>`` (the latter only with ``learn_lambda``)."""

@@ -166,15 +166,21 @@ def shipped_learner(
 
 
 def slim_copy(checkpoint: str | Path, out: str | Path, **metadata: Any) -> None:
-    """Write the learner of a meta-training checkpoint without its optimiser state, random state and
-    history: ``{"kind", "learner_config", "state_dict", "meta_config", "step", "metadata"}``, which
-    :func:`.experiments.load_trained` and the registered loaders read. ``metadata`` joins the checkpoint's.
+    """Write the learner of a meta-training checkpoint without its optimiser state, random state, history
+    and the tensors its learner does not save: ``{"kind", "learner_config", "state_dict", "meta_config",
+    "step", "metadata"}``, which :func:`.experiments.load_trained` and the registered loaders read.
+    ``metadata`` joins the checkpoint's.
     """
+    from ..experiments import load_trained
+
     ckpt = load_checkpoint(checkpoint)
+    saved = set(load_trained(checkpoint).state_dict())  # what the learner saves (e.g. no fixed strengths)
     slim = {
         "kind": ckpt["kind"],
         "learner_config": ckpt["learner_config"],
-        "state_dict": {k: v.detach().clone().contiguous() for k, v in ckpt["state_dict"].items()},
+        "state_dict": {
+            k: v.detach().clone().contiguous() for k, v in ckpt["state_dict"].items() if k in saved
+        },
         "meta_config": ckpt.get("meta_config"),
         "step": ckpt.get("step"),
         "metadata": {**ckpt.get("metadata", {}), **metadata},
