@@ -10,7 +10,6 @@ compose with them and ``EvaluationPlugin`` metrics work as usual.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from avalanche_plasticity.contrastive.learners import (
     load_bilevel_learner,
 )
 
-from .online import PRETRAINED_PREFIX, OnlineLearnerTemplate, check_inputs, check_number, shipped_by_name
+from .online import OnlineLearnerTemplate, check_inputs, check_number, resolve_learner
 
 
 def _key(name: str) -> str:
@@ -59,23 +58,6 @@ class FastWeightModel(nn.Module):
         return self.learner.regulariser(self.fast_weights(), self.learner.theta())
 
 
-def _resolve(learner: Any, cls: type) -> Any:
-    """A learner object, the path of its checkpoint, or ``"pretrained:<scenario>[/<scale>]"`` (one shipped
-    with the package); returned with its meta-parameters frozen."""
-    if isinstance(learner, str) and learner.startswith(PRETRAINED_PREFIX):
-        learner = shipped_by_name(learner, cls.__name__)
-    elif isinstance(learner, (str, Path)):
-        learner = load_bilevel_learner(learner, kind=cls.__name__)
-    if not isinstance(learner, cls):
-        raise TypeError(
-            f"learner must be a {cls.__name__}, the path to its checkpoint or 'pretrained:<scenario>', got "
-            f"{type(learner).__name__}"
-        )
-    for p in learner.parameters():
-        p.requires_grad_(False)
-    return learner
-
-
 class UnstableLearningRateError(ValueError):
     """An SGD rate at which the learner's pull toward its anchors makes SGD diverge."""
 
@@ -105,7 +87,7 @@ class _BilevelOnlineStrategy(OnlineLearnerTemplate):
         if lr is not None:
             check_number("lr", lr)
         check_number("momentum", momentum, low_inclusive=True, high=1.0)
-        learner = _resolve(learner, self.learner_class)
+        learner = resolve_learner(learner, self.learner_class.__name__, load=load_bilevel_learner)
         model = FastWeightModel(learner)
         if optimizer is None:
             lr = learner.config.inner_lr if lr is None else lr

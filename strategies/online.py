@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +47,19 @@ def shipped_by_name(spec: str, kind: str) -> Any:
     return load_pretrained(names[0], scenario, scale or "cpu")
 
 
-def resolve_learner(learner: Any, kind: str) -> Any:
-    """Accept a learner object, a checkpoint path or ``"pretrained:<scenario>[/<scale>]"`` (a learner
-    shipped with the package, see :func:`shipped_by_name`); return the learner (frozen, eval mode)."""
+def resolve_learner(learner: Any, kind: str, load: Callable[..., Any] = load_learner) -> Any:
+    """Accept a learner object, a checkpoint path (read by ``load(path, kind=kind)``) or
+    ``"pretrained:<scenario>[/<scale>]"`` (a learner shipped with the package, see :func:`shipped_by_name`);
+    return the learner (frozen, eval mode)."""
     if isinstance(learner, str) and learner.startswith(PRETRAINED_PREFIX):
         learner = shipped_by_name(learner, kind)
     elif isinstance(learner, (str, Path)):
-        learner = load_learner(learner, kind=kind)
+        learner = load(learner, kind=kind)
     if type(learner).__name__ != kind:
-        raise TypeError(f"learner must be a {kind} or a path to its checkpoint, got {type(learner).__name__}")
+        raise TypeError(
+            f"learner must be a {kind}, the path to its checkpoint or 'pretrained:<scenario>', got "
+            f"{type(learner).__name__}"
+        )
     for p in learner.parameters():
         p.requires_grad_(False)
     return learner
