@@ -3,10 +3,11 @@
 A nearest-class-mean readout on the features below each learner's head (the issue's probe for FLP: class
 means from 10,000 training images, every test image classified by its nearest mean): it measures the
 representation alone, with no learning order, so it separates "the features do not fit these images"
-from "the readout forgets in class order". Learners: the shipped FLP, OML and ANML, the complex synapse and
-gain modulation of the current presets (meta-trained into ``--checkpoint-dir`` if absent), a randomly
-initialised copy of their conv net (the floor a meta-learned body should beat), and any bilevel checkpoint
-given as ``--checkpoint LABEL=PATH`` (e.g. an earlier preset's).
+from the readout forgets in class order". Learners: the shipped FLP, OML and ANML, the complex synapse and
+gain modulation of the current presets (the shipped files; meta-trained into ``--checkpoint-dir`` when
+the presets no longer match them), a randomly initialised copy of their conv net (the floor a
+meta-learned body should beat), and any bilevel checkpoint given as ``--checkpoint LABEL=PATH`` (e.g. an
+earlier preset's).
 
     AVP_DATA_DIR=../shared/data python benchmarks/trunk_probe.py --data-root ../shared/data
 
@@ -25,12 +26,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from avalanche_plasticity import registry
 from avalanche_plasticity.contrastive import load_bilevel_learner
 from avalanche_plasticity.contrastive.learners import build_network
 from avalanche_plasticity.data import DataNotFoundError
 from avalanche_plasticity.data.mnist import load_fashion_mnist, load_mnist
 from avalanche_plasticity.experiments import meta_trained
-from avalanche_plasticity.pretrained import load_pretrained
+from avalanche_plasticity.pretrained import load_pretrained, shipped_learner
 from avalanche_plasticity.reporting import machine, write_results
 
 HERE = Path(__file__).resolve().parent
@@ -62,6 +64,16 @@ def bilevel_features(learner) -> Callable[[Tensor], Tensor]:
     return lambda x: learner.features(fast, theta, x)
 
 
+def bilevel_learner(name: str, checkpoint_dir: str, root: str | None):
+    """The shipped Omniglot ``cpu`` learner if its file matches the current preset, else meta-trained."""
+    preset = registry.learner_presets("omniglot", "cpu")[name]
+    found = shipped_learner("omniglot", "cpu", preset)
+    if found is not None:
+        print(f"using {found[1]}", flush=True)
+        return found[0]
+    return meta_trained("split_mnist", name, checkpoint_dir=checkpoint_dir, root=root)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=None)
@@ -85,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         learner = load_pretrained(name, "omniglot")
         probes[name] = learner.features
     for name in BILEVEL:
-        learner = meta_trained("split_mnist", name, checkpoint_dir=args.checkpoint_dir, root=args.data_root)
+        learner = bilevel_learner(name, args.checkpoint_dir, args.data_root)
         probes[name] = bilevel_features(learner)
         if name == BILEVEL[0]:
             net = build_network(learner.config.network, args.seed)

@@ -39,6 +39,12 @@ class FastWeightModel(nn.Module):
         init = learner.initial_fast_weights(theta)
         self._names = list(init)
         self.fast = nn.ParameterDict({_key(n): nn.Parameter(w.detach().clone()) for n, w in init.items()})
+        # the regulariser's pulls (c, anchor) of the frozen theta, computed once; as buffers they follow
+        # the model's device and dtype
+        self._pulls = list(learner.regulariser_pulls(theta).items())
+        for i, (_, (c, anchor)) in enumerate(self._pulls):
+            self.register_buffer(f"_pull_strength{i}", torch.as_tensor(c).detach().clone(), persistent=False)
+            self.register_buffer(f"_pull_anchor{i}", anchor.detach().clone(), persistent=False)
 
     def fast_weights(self) -> dict[str, torch.Tensor]:
         return {n: self.fast[_key(n)] for n in self._names}
@@ -54,8 +60,32 @@ class FastWeightModel(nn.Module):
         check_inputs(x, self.learner.input_shape)
         return self.learner.predict(self.fast_weights(), self.learner.theta(), x)
 
+    def pulls(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """``(fast weight, c, anchor)`` of the regulariser ``R = sum c/2 (phi - anchor)^2``."""
+        return [
+            (n, getattr(self, f"_pull_strength{i}"), getattr(self, f"_pull_anchor{i}"))
+            for i, (n, _) in enumerate(self._pulls)
+        ]
+
     def regulariser(self) -> torch.Tensor:
-        return self.learner.regulariser(self.fast_weights(), self.learner.theta())
+        """The learner's regulariser at the current fast weights (differentiable)."""
+        fast = self.fast_weights()
+        return sum(
+            ((0.5 * c * (fast[n] - anchor).square()).sum() for n, c, anchor in self.pulls()),
+            torch.zeros((), device=next(iter(self.fast.values())).device),
+        )
+
+    @torch.no_grad()
+    def add_regulariser_gradient(self) -> None:
+        """``grad phi += dR/dphi = c (phi - anchor)``: the regulariser's part of the inner-loss gradient in
+        closed form (three times cheaper per online step than back-propagating through ``R``)."""
+        fast = self.fast_weights()
+        for n, c, anchor in self.pulls():
+            pull = c * (fast[n] - anchor)
+            if fast[n].grad is None:
+                fast[n].grad = pull
+            else:
+                fast[n].grad.add_(pull)
 
 
 class UnstableLearningRateError(ValueError):
@@ -130,11 +160,19 @@ class _BilevelOnlineStrategy(OnlineLearnerTemplate):
         return super().train(experiences, eval_streams, **kwargs)
 
     def criterion(self):
-        """Task loss; while training, plus the learner's regulariser (its inner loss L_in)."""
+        """Task loss; while training, plus the learner's regulariser (its inner loss L_in). The regulariser
+        enters the value only: :meth:`backward` adds its gradient in closed form."""
         loss = super().criterion()
         if self.is_training:
-            loss = loss + self.model.regulariser()
+            with torch.no_grad():
+                value = self.model.regulariser()
+            loss = loss + value
         return loss
+
+    def backward(self):
+        """Back-propagate the loss, then add the regulariser's gradient ``c (phi - anchor)``."""
+        super().backward()
+        self.model.add_regulariser_gradient()
 
 
 class ComplexSynapse(_BilevelOnlineStrategy):

@@ -358,6 +358,71 @@ def test_strategy_learns_continual_sine_with_evaluation_plugin(name, tmp_path):
     )  # theta frozen
 
 
+class _AutogradOnly:
+    """A bilevel learner seen without its regulariser's pulls: the online estimator then differentiates
+    ``inner_loss`` by autograd at every step (the general path)."""
+
+    def __init__(self, learner):
+        self._learner = learner
+
+    def __getattr__(self, name):
+        if name in ("regulariser_pulls", "support_loss"):
+            raise AttributeError(name)
+        return getattr(self._learner, name)
+
+
+@pytest.mark.parametrize("name", ["ComplexSynapse", "GainModulation"])
+def test_regulariser_gradient_in_closed_form_matches_autograd(name):
+    """The regulariser is the paper's (complex synapse: sum lambda (phi - omega)^2; gain modulation:
+    reg ||phi - phi_init||^2), its closed-form gradient equals autograd's, and the online meta-gradient
+    through the closed-form steps equals the one through autograd of L_in at every step (float64)."""
+    from avalanche_plasticity.contrastive import Task
+    from avalanche_plasticity.contrastive.estimators import online_meta_gradient
+
+    spec = {"kind": "mlp", "sizes": [4, 6, 3], "activation": "tanh"}
+    if name == "ComplexSynapse":
+        learner = ComplexSynapseLearner(
+            ComplexSynapseConfig(network=spec, task="classification", init_lambda=0.7, inner_lr=0.1)
+        )
+        with torch.no_grad():  # distinct strengths per synapse, so a mix-up of lambda shows
+            for v in learner.log_lambda.values():
+                v.add_(0.5 * torch.randn(v.shape, generator=torch.Generator().manual_seed(1)))
+    else:
+        learner = GainModulationLearner(
+            GainModulationConfig(network=spec, task="classification", reg_strength=0.3, inner_lr=0.1)
+        )
+    learner = learner.double()
+    theta = dict(learner.meta_parameters())
+    g = torch.Generator().manual_seed(0)
+    fast = {
+        k: (w.detach() + 0.3 * torch.randn(w.shape, generator=g, dtype=w.dtype)).requires_grad_()
+        for k, w in learner.initial_fast_weights(theta).items()
+    }
+    init = learner.initial_fast_weights(theta)
+    if name == "ComplexSynapse":
+        paper = sum(
+            (learner.log_lambda[k.replace(".", "__")].exp() * (fast[k] - init[k]) ** 2).sum() for k in fast
+        )
+    else:
+        paper = 0.3 * sum(((fast[k] - init[k]) ** 2).sum() for k in fast)
+    torch.testing.assert_close(learner.regulariser(fast, theta), paper)
+    x = torch.randn(12, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (12,), generator=g)
+    pulls = learner.regulariser_pulls(theta)
+    auto = torch.autograd.grad(learner.regulariser(fast, theta), list(fast.values()))
+    for k, a in zip(fast, auto, strict=True):
+        c, anchor = pulls[k]
+        torch.testing.assert_close(c * (fast[k] - anchor), a, msg=k)  # dR/dphi = c (phi - anchor)
+    tasks = [Task(x, y, x.flip(0), y.flip(0)), Task(x.flip(0), y.flip(0), x, y)]
+    fast_path = online_meta_gradient(learner, tasks, lr=0.1)
+    general = online_meta_gradient(_AutogradOnly(learner), tasks, lr=0.1)
+    assert fast_path.outer_loss == pytest.approx(general.outer_loss, rel=1e-12)
+    assert set(fast_path.grads) == set(general.grads)
+    for k, v in general.grads.items():
+        assert v.abs().max() > 0, k  # the meta-gradient reaches every meta-parameter
+        torch.testing.assert_close(fast_path.grads[k], v, rtol=1e-9, atol=1e-12, msg=k)
+
+
 def test_complex_synapse_online_step_is_sgd_on_the_inner_loss():
     """The strategy's update uses the same L_in (with the 2 lambda pull) as meta-training."""
     bm = IncrementalSine(num_functions=1, batches_per_function=1, batch_size=8)

@@ -352,8 +352,18 @@ def online_meta_gradient(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
 
+    # learners that give their regulariser as pulls (``R = sum c/2 (phi - a)^2``) take its part of the step
+    # in closed form, phi - lr c (phi - a) = (1 - lr c) phi + lr c a, with the two factors computed once per
+    # task: the same function, without an autograd pass through R at every step
+    closed_form = callable(getattr(learner, "regulariser_pulls", None)) and callable(
+        getattr(learner, "support_loss", None)
+    )
+
     def adapt(fast: Params, theta: Params, task: Task) -> tuple[Params, dict[str, float]]:
         keys, steps = list(fast), 0
+        pulls = learner.regulariser_pulls(theta) if closed_form else {}
+        keep = {k: 1.0 - lr * c for k, (c, _) in pulls.items()}
+        toward = {k: lr * c * a for k, (c, a) in pulls.items()}
         for start in range(0, len(task.support_y), batch_size):
             part = Task(
                 task.support_x[start : start + batch_size],
@@ -361,10 +371,18 @@ def online_meta_gradient(
                 task.query_x,
                 task.query_y,
             )
-            loss = learner.inner_loss(fast, theta, part)
-            grads = torch.autograd.grad(loss, [fast[k] for k in keys], create_graph=True)
-            # phi <- phi - lr dL_in/dphi on this minibatch
-            fast = {k: fast[k] - lr * g for k, g in zip(keys, grads, strict=True)}
+            loss = (
+                learner.support_loss(fast, theta, part)
+                if closed_form
+                else learner.inner_loss(fast, theta, part)
+            )
+            grads = torch.autograd.grad(loss, [fast[k] for k in keys], create_graph=True, allow_unused=True)
+            new = {}
+            for k, g in zip(keys, grads, strict=True):
+                w = fast[k] if k not in pulls else keep[k] * fast[k] + toward[k]
+                # phi <- phi - lr dL_in/dphi on this minibatch
+                new[k] = w if g is None else w - lr * g
+            fast = new
             steps += 1
         return fast, {"online_steps": float(steps)}
 

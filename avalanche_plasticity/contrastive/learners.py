@@ -43,6 +43,9 @@ ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu}
 # sees other features than batched evaluation); "layer" normalises each example over its own channels and
 # map (GroupNorm with one group), identical at any batch size: the choice for online, continual deployment.
 NORMS = ("batch", "layer")
+#: A regulariser as pulls: ``{fast weight: (c, anchor)}``, ``R = sum c/2 (phi - anchor)^2`` (c a tensor
+#: of the weight's shape or a number).
+Pulls = dict[str, tuple[Tensor | float, Tensor]]
 
 
 def check_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -176,13 +179,26 @@ class _BilevelModule(nn.Module):
         ``lr`` on it overshoots when ``lr * c >= 1``)."""
         raise NotImplementedError
 
-    def regulariser(self, fast: Params, theta: Params) -> Tensor:
+    def regulariser_pulls(self, theta: Params) -> Pulls:
+        """The regulariser as pulls: ``{fast weight: (c, anchor)}`` with ``R = sum c/2 (phi - anchor)^2``,
+        so ``dR/dphi = c (phi - anchor)`` (fast weights it leaves free are not named). Differentiable in
+        ``theta``; computed once per task, it spares the inner loop an autograd pass through ``R``."""
         raise NotImplementedError
+
+    def regulariser(self, fast: Params, theta: Params) -> Tensor:
+        """``R(phi, theta) = sum_i c_i / 2 (phi_i - anchor_i)^2`` over :meth:`regulariser_pulls`."""
+        pulls = self.regulariser_pulls(theta)
+        if not pulls:
+            return torch.zeros(())
+        return sum((0.5 * c * (fast[n] - anchor).square()).sum() for n, (c, anchor) in pulls.items())
+
+    def support_loss(self, fast: Params, theta: Params, task: Task) -> Tensor:
+        """The task loss on the support set (L_in without the regulariser)."""
+        return task_loss(self.predict(fast, theta, task.support_x), task.support_y, self.task)
 
     def inner_loss(self, fast: Params, theta: Params, task: Task) -> Tensor:
         """L_in = task loss on the support set + the learner's regulariser."""
-        out = self.predict(fast, theta, task.support_x)
-        return task_loss(out, task.support_y, self.task) + self.regulariser(fast, theta)
+        return self.support_loss(fast, theta, task) + self.regulariser(fast, theta)
 
     def outer_loss(self, fast: Params, theta: Params, task: Task) -> Tensor:
         """L_out = task loss on the query set."""
@@ -310,15 +326,12 @@ class ComplexSynapseLearner(_BilevelModule):
     def strongest_pull(self) -> float:
         return max(float(v.detach().max().exp()) for v in self.log_lambda.values())
 
-    def regulariser(self, fast: Params, theta: Params) -> Tensor:
-        """sum_i lambda_i (phi_i - omega_i)^2."""
-        return sum(
-            (
-                torch.exp(self._get(theta, "log_lambda", n))
-                * (fast[n] - self._get(theta, "omega", n)).square()
-            ).sum()
+    def regulariser_pulls(self, theta: Params) -> Pulls:
+        """``R = sum_i lambda_i (phi_i - omega_i)^2``: synapse i pulled by ``2 lambda_i`` toward omega_i."""
+        return {
+            n: (2.0 * torch.exp(self._get(theta, "log_lambda", n)), self._get(theta, "omega", n))
             for n in self._names
-        )
+        }
 
 
 @dataclass
@@ -400,12 +413,13 @@ class GainModulationLearner(_BilevelModule):
     def strongest_pull(self) -> float:
         return float(self.config.reg_strength)
 
-    def regulariser(self, fast: Params, theta: Params) -> Tensor:
-        """reg_strength * ||phi - phi_init||^2 (zero when reg_strength is 0)."""
+    def regulariser_pulls(self, theta: Params) -> Pulls:
+        """``R = reg_strength ||phi - phi_init||^2``: every fast weight pulled by ``2 reg_strength`` toward
+        its initial value (none when ``reg_strength`` is 0)."""
         if self.config.reg_strength == 0:
-            return torch.zeros(())
-        init = self.initial_fast_weights(theta)
-        return self.config.reg_strength * sum((fast[k] - init[k]).square().sum() for k in fast)
+            return {}
+        c = 2.0 * self.config.reg_strength
+        return {k: (c, w) for k, w in self.initial_fast_weights(theta).items()}
 
 
 LEARNERS: dict[str, tuple[type, type]] = {
