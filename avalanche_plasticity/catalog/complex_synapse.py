@@ -2,7 +2,7 @@
 comparison stream has the same shape: on sine meta-trained by the contrastive rule, on Omniglot (and the
 MNIST-family streams) for retention through the online pass (:func:`preset`); deployed by SGD on its inner
 loss. Opt-in in ``compare`` (minutes of meta-training on sine; the Omniglot ``cpu`` learner ships with the
-package, meta-training it again takes 60 to 120 minutes on one CPU thread); no paper-scale continual setting
+package, meta-training it again takes 45 to 70 minutes on one CPU thread); no paper-scale continual setting
 exists."""
 
 from __future__ import annotations
