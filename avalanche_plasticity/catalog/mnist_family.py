@@ -121,29 +121,29 @@ def _register(
 # results/deploy_lr_standard.json standard). Domain-incremental streams, PermutedMNIST standard and the
 # strategies not named keep the meta-trained rates and the defaults (they were not swept).
 CLASS_ONLINE_LR = {
-    "split_mnist": {"Naive": 0.01, "EWC": 0.01, "OML": 1e-4, "ComplexSynapse": 1e-4, "GainModulation": 3e-5},
+    "split_mnist": {"Naive": 0.01, "EWC": 0.01, "OML": 1e-4, "ComplexSynapse": 3e-5, "GainModulation": 3e-5},
     "permuted_mnist": {
         "Naive": 0.01,
         "EWC": 0.01,
         "OML": 0.01,
-        "ComplexSynapse": 0.003,
+        "ComplexSynapse": 0.001,
         "GainModulation": 0.01,
     },
     "split_fashion_mnist": {
         "Naive": 0.003,
         "EWC": 0.01,
         "OML": 3e-4,
-        "ComplexSynapse": 3e-4,
-        "GainModulation": 0.03,
+        "ComplexSynapse": 3e-5,
+        "GainModulation": 0.003,
     },
 }
 CLASS_STANDARD_LR = {
-    "split_mnist": {"Naive": 0.1, "EWC": 0.03, "OML": 3e-4, "ComplexSynapse": 3e-4, "GainModulation": 1e-4},
+    "split_mnist": {"Naive": 0.1, "EWC": 0.03, "OML": 3e-4, "ComplexSynapse": 1e-4, "GainModulation": 1e-4},
     "split_fashion_mnist": {
         "Naive": 0.1,
         "EWC": 0.003,
         "OML": 0.003,
-        "ComplexSynapse": 0.01,
+        "ComplexSynapse": 1e-4,
         "GainModulation": 0.1,
     },
 }
