@@ -490,3 +490,21 @@ def test_fixed_strengths_are_left_out_of_saved_files_and_rebuilt_on_load(tmp_pat
     other.load_state_dict(with_strengths)  # a file written before they were left out still loads
     for k, v in fixed.omega.items():
         torch.testing.assert_close(other.omega[k], v)
+
+
+def test_frozen_fast_weight_gets_no_pull():
+    """A fast weight the user froze stays where it is: the closed-form pull is added only to trainable ones."""
+    bm = IncrementalSine(num_functions=1, batches_per_function=2, batch_size=4)
+    learner = ComplexSynapseLearner(
+        ComplexSynapseConfig(network={"kind": "mlp", "sizes": [2, 4, 1]}, init_lambda=3.0)
+    )
+    s = ComplexSynapse(learner=learner, lr=0.05, train_mb_size=4, evaluator=EvaluationPlugin(loggers=[]))
+    frozen, free = s.model.fast["0__weight"], s.model.fast["2__weight"]
+    with torch.no_grad():  # move both off their anchors, so a pull would move them back
+        frozen.add_(0.5)
+        free.add_(0.5)
+    frozen.requires_grad_(False)
+    before_frozen, before_free = frozen.detach().clone(), free.detach().clone()
+    s.train(bm.train_stream[0], shuffle=False)
+    assert torch.equal(frozen, before_frozen)
+    assert not torch.allclose(free, before_free)
