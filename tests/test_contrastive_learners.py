@@ -493,7 +493,7 @@ def test_fixed_strengths_are_left_out_of_saved_files_and_rebuilt_on_load(tmp_pat
 
 
 def test_frozen_fast_weight_gets_no_pull():
-    """A fast weight the user froze stays where it is: the closed-form pull is added only to trainable ones."""
+    """A fast weight the user froze stays where it is: the closed-form pull goes to trainable ones only."""
     bm = IncrementalSine(num_functions=1, batches_per_function=2, batch_size=4)
     learner = ComplexSynapseLearner(
         ComplexSynapseConfig(network={"kind": "mlp", "sizes": [2, 4, 1]}, init_lambda=3.0)
