@@ -1,23 +1,25 @@
 """The SGD rate of each strategy on the class-incremental MNIST-family streams (issue #15).
 
-The meta-learned learners that learn by SGD at deployment (OML's head, the complex synapse, gain
-modulation) were meta-trained at one rate on Omniglot; Naive and EWC have the scenario's default. OML's
-own protocol tunes the meta-test rate on validation trajectories (Javed & White 2019: swept over [0.3 ...
-1e-5] on 5 validation trajectories). This sweeps each strategy's learning rate on the class-incremental
-stream of each scenario at the validation seed (10000), which no reported run uses, in the online regime
-(one pass at batch size 1) or the standard one (``--regime standard``: minibatches of 32, one epoch), and
-records each strategy's best rate and accuracy next to its meta-trained (or default) rate. The best rates
-are what ``compare`` deploys on those streams (``CLASS_ONLINE_LR``, ``CLASS_STANDARD_LR`` in
-``avalanche_plasticity/catalog/mnist_family.py``; a test checks that the two agree), so each learner is
-compared with Naive and EWC each at its own validated rate.
+The meta-learned learners that learn by SGD at deployment (OML's head, the complex synapse, gain modulation)
+were meta-trained at one rate on Omniglot; Naive and EWC have the scenario's default. OML's own protocol
+tunes the meta-test rate on validation trajectories (Javed & White 2019: swept over [0.3 ... 1e-5] on 5
+validation trajectories). This sweeps each strategy's learning rate on the class-incremental stream of each
+scenario at the validation seed (10000; ``--validation-seeds`` takes the mean over several streams), which
+no reported run uses, in the online regime (one pass at batch size 1) or the standard one (``--regime
+standard``: minibatches of 32, one epoch), and records each strategy's best rate and accuracy next to its
+meta-trained (or default) rate. The best rates are what ``compare`` deploys on those streams
+(``CLASS_ONLINE_LR``, ``CLASS_STANDARD_LR`` in ``avalanche_plasticity/catalog/mnist_family.py``; a test
+checks that the two agree), so each learner is compared with Naive and EWC each at its own validated rate.
 
     AVP_DATA_DIR=../shared/data python benchmarks/deploy_lr.py --data-root ../shared/data
 
 Writes ``benchmarks/results/deploy_lr.json`` (standard: ``deploy_lr_standard.json``): ``{"config",
 "machine", "results": {"<scenario>": {"<strategy>": {"deployed_lr": lr, "accuracy": {"<lr>": acc},
-"best_lr": lr, "best": acc[, "rejected": {"<lr>": reason}]}}}}`` (final accuracy on the test images of all
-classes seen; ``rejected``: rates the strategy refuses, e.g. past the complex synapse's stability
-bound). Sections and strategies already in ``--out`` are kept unless re-run.
+"best_lr": lr, "best": acc, "validation_seeds": [...][, "runs": {"<lr>": [acc per stream]}][, "rejected":
+{"<lr>": reason}]}}}}`` (final accuracy on the test images of all classes seen, the mean over the
+validation streams; ``rejected``: rates the strategy refuses, e.g. past the complex synapse's stability
+bound). Sections and strategies already in ``--out`` are kept unless re-run; each rate's runs are cached
+under ``--work``, so a killed sweep resumes.
 """
 
 from __future__ import annotations
@@ -69,10 +71,13 @@ def measure(
     lr: float,
     row: dict[str, float],
     rejected: dict[str, str],
+    runs: dict[str, list[float]] | None = None,
 ) -> float | None:
-    """Final accuracy of ``strategy`` at ``lr`` on the validation stream (cached in ``row`` and on disk);
-    None, with the strategy's reason in ``rejected``, for a rate the strategy refuses (e.g. one at which
-    the complex synapse's pull toward its anchors makes SGD diverge)."""
+    """Final accuracy of ``strategy`` at ``lr`` on the validation streams (the mean over
+    ``args.validation_seeds``; each stream's in ``runs``), cached in ``row`` and on disk (one folder per
+    rate, so a killed sweep resumes where it stopped); None, with the strategy's reason in ``rejected``,
+    for a rate the strategy refuses (e.g. one at which the complex synapse's pull toward its anchors makes
+    SGD diverge)."""
     if f"{lr:g}" in rejected:
         return None
     if f"{lr:g}" not in row:
@@ -86,18 +91,23 @@ def measure(
             comparison = run_comparison(
                 scenario,
                 strategies=[strategy],
-                seeds=[VALIDATION_SEED],
+                seeds=list(args.validation_seeds),
                 stream=stream,
                 root=args.data_root,
                 checkpoint_dir=args.checkpoint_dir,
-                run_cache=Path(args.work) / (scenario + ("" if args.regime == "online" else "_standard")),
+                run_cache=Path(args.work)
+                / (scenario + ("" if args.regime == "online" else "_standard"))
+                / f"lr{lr:g}",
                 progress=False,
             )
         except UnstableLearningRateError as err:
             rejected[f"{lr:g}"] = str(err)
             print(f"{scenario} {strategy} lr {lr:g}: rejected ({err})", flush=True)
             return None
-        row[f"{lr:g}"] = comparison.by_strategy()[strategy][0].final
+        finals = [r.final for r in comparison.by_strategy()[strategy]]
+        row[f"{lr:g}"] = sum(finals) / len(finals)
+        if runs is not None:
+            runs[f"{lr:g}"] = finals
         print(f"{scenario} {strategy} lr {lr:g}: {row[f'{lr:g}']:.4f}", flush=True)
     return row[f"{lr:g}"]
 
@@ -119,7 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(HERE / "work" / "deploy_lr"), help="per-run cache")
     p.add_argument("--out", default=None, help="default: results/deploy_lr.json (online)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--validation-seeds",
+        type=int,
+        nargs="+",
+        default=[VALIDATION_SEED],
+        help="validation streams; a rate's accuracy is their mean (one stream cannot resolve rates whose "
+        "accuracies differ by less than the spread between streams)",
+    )
     args = p.parse_args(argv)
+    if any(seed < VALIDATION_SEED for seed in args.validation_seeds):
+        p.error(f"--validation-seeds: use seeds >= {VALIDATION_SEED} (the reported runs use 0 to 4)")
     for s in args.strategies:
         spec = registry.strategy_spec(s)
         if not spec.has_lr:
@@ -135,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         for strategy in args.strategies:
             row: dict[str, float] = {}
             rejected: dict[str, str] = {}
+            runs: dict[str, list[float]] = {}
             for lr in sorted(args.grid):
-                measure(args, scenario, strategy, lr, row, rejected)
+                measure(args, scenario, strategy, lr, row, rejected, runs)
             if not row:
                 raise SystemExit(f"{scenario} {strategy}: every rate of the grid was rejected: {rejected}")
             # a best rate at an end of the grid: go on past it along LADDER (OML's own sweep reaches
@@ -148,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     if not 0 <= i < len(LADDER):
                         break
                     rate = LADDER[i]
-                    measure(args, scenario, strategy, rate, row, rejected)
+                    measure(args, scenario, strategy, rate, row, rejected, runs)
             best = max(row, key=lambda k: (row[k], -float(k)))  # ties: the smaller rate
             section[strategy] = {
                 "deployed_lr": deployed_lr(scenario, strategy),
@@ -156,12 +177,15 @@ def main(argv: list[str] | None = None) -> int:
                 "best_lr": float(best),
                 "best": row[best],
                 **({"rejected": rejected} if rejected else {}),
+                "validation_seeds": list(args.validation_seeds),
+                **({"runs": runs} if len(args.validation_seeds) > 1 else {}),
             }
             print(f"{scenario} {strategy}: best lr {best} ({row[best]:.4f})", flush=True)
             payload["config"] = {
                 "grid": args.grid,
                 "extended": f"past an end of the grid holding the best rate, along {list(LADDER)}",
                 "validation_seed": VALIDATION_SEED,
+                "validation_seeds": list(args.validation_seeds),  # of the last invocation; per row too
                 "setting": "class",
                 "regime": args.regime,
                 "train_per_experience": train_per_experience(args.regime),

@@ -600,15 +600,22 @@ def deploy_lr(d: dict) -> list[str]:
     class-incremental validation stream of the file's regime, its meta-trained or default rate and the
     best one; "refused" where the strategy rejects the rate (past its stability bound)."""
     cfg = d.get("config", {})
+    default_seeds = [cfg.get("validation_seed")]
+
+    def seeds_of(row: dict) -> list:
+        return row.get("validation_seeds", default_seeds)
+
     out = []
     for scenario, table in d.get("results", {}).items():
         rates = sorted(
             {float(r) for row in table.values() for r in [*row["accuracy"], *row.get("rejected", {})]}
         )
         per = cfg.get("train_per_experience", {}).get(scenario)
+        mixed = any(seeds_of(r) != default_seeds for r in table.values())
         out += [
             f"**{scenario}** (class-incremental {cfg.get('regime', 'online')}, validation seed "
-            f"{cfg.get('validation_seed')}, "
+            f"{cfg.get('validation_seed')}"
+            f"{' unless a row names its seeds' if mixed else ''}, "
             f"{'every training image' if per is None else f'{per} training images per experience'}): "
             "final accuracy in percent by SGD rate; the best per strategy in bold.",
             "",
@@ -628,8 +635,11 @@ def deploy_lr(d: dict) -> list[str]:
                 )
                 cells.append(f"**{cell}**" if acc is not None and r == row["best_lr"] else cell)
             deployed = row.get("deployed_lr")
+            label = name
+            if seeds_of(row) != default_seeds:  # several validation streams: the mean over them
+                label = f"{name} (mean of seeds {', '.join(str(x) for x in seeds_of(row))})"
             out.append(
-                f"| {name} | {'-' if deployed is None else f'{deployed:g}'} | {row['best_lr']:g} | "
+                f"| {label} | {'-' if deployed is None else f'{deployed:g}'} | {row['best_lr']:g} | "
                 f"{' | '.join(cells)} |"
             )
         out.append("")

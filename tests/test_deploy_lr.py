@@ -1,0 +1,51 @@
+"""``benchmarks/deploy_lr.py``: a rate's validation accuracy over several validation streams, and the sweep
+resuming from its per-rate cache."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "deploy_lr.py"
+
+
+@pytest.fixture
+def deploy_lr(monkeypatch):
+    spec = importlib.util.spec_from_file_location("deploy_lr_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # a short stream: 40 training images per experience (the sweep's own sizes are 1,000)
+    monkeypatch.setattr(module, "TRAIN_PER_EXPERIENCE", {**module.TRAIN_PER_EXPERIENCE, "split_mnist": 40})
+    return module
+
+
+def test_rate_accuracy_is_the_mean_over_validation_streams_and_a_rerun_uses_the_cache(
+    deploy_lr, mnist_root, tmp_path
+):
+    out, work = tmp_path / "dlr.json", tmp_path / "work"
+    argv = ["--scenarios", "split_mnist", "--strategies", "Naive", "--grid", "0.001", "0.1"]
+    argv += ["--validation-seeds", "10000", "10001", "--data-root", str(mnist_root)]
+    argv += ["--work", str(work), "--out", str(out)]
+    assert deploy_lr.main(argv) == 0
+    row = json.loads(out.read_text())["results"]["split_mnist"]["Naive"]
+    assert row["validation_seeds"] == [10000, 10001]
+    assert set(row["runs"]) == set(row["accuracy"]) >= {"0.001", "0.1"}
+    for lr, finals in row["runs"].items():
+        assert len(finals) == 2
+        assert row["accuracy"][lr] == pytest.approx(sum(finals) / 2)
+    assert row["best"] == max(row["accuracy"].values())
+    assert len({tuple(f) for f in row["runs"].values()}) == len(row["runs"])  # each rate ran its own streams
+    assert {p.name for p in (work / "split_mnist").iterdir()} == {f"lr{lr}" for lr in row["accuracy"]}
+
+    cached = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()}
+    assert cached
+    assert deploy_lr.main(argv) == 0  # every run comes from the cache: nothing re-written, the same figures
+    assert {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()} == cached
+    assert json.loads(out.read_text())["results"]["split_mnist"]["Naive"] == row
+
+
+def test_validation_seeds_must_not_be_the_reported_ones(deploy_lr, capsys):
+    with pytest.raises(SystemExit):
+        deploy_lr.main(["--validation-seeds", "0", "10000"])
+    assert "--validation-seeds: use seeds >= 10000" in capsys.readouterr().err
