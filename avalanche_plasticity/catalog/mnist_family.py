@@ -121,7 +121,7 @@ def _register(
 # results/deploy_lr_standard.json standard). Domain-incremental streams, PermutedMNIST standard and the
 # strategies not named keep the meta-trained rates and the defaults (they were not swept).
 CLASS_ONLINE_LR = {
-    "split_mnist": {"Naive": 0.01, "EWC": 0.01, "OML": 1e-4, "ComplexSynapse": 3e-5, "GainModulation": 3e-5},
+    "split_mnist": {"Naive": 0.03, "EWC": 0.001, "OML": 1e-4, "ComplexSynapse": 1e-4, "GainModulation": 1e-4},
     "permuted_mnist": {
         "Naive": 0.01,
         "EWC": 0.01,
