@@ -20,6 +20,7 @@ from avalanche_plasticity.contrastive.learners import (
     ComplexSynapseLearner,
     GainModulationLearner,
     load_bilevel_learner,
+    pull_regulariser,
 )
 
 from .online import OnlineLearnerTemplate, check_inputs, check_number, resolve_learner
@@ -41,8 +42,9 @@ class FastWeightModel(nn.Module):
         self.fast = nn.ParameterDict({_key(n): nn.Parameter(w.detach().clone()) for n, w in init.items()})
         # the regulariser's pulls (c, anchor) of the frozen theta, computed once; as buffers they follow
         # the model's device and dtype
-        self._pulls = list(learner.regulariser_pulls(theta).items())
-        for i, (_, (c, anchor)) in enumerate(self._pulls):
+        pulls = learner.regulariser_pulls(theta)
+        self._pulled = list(pulls)
+        for i, (c, anchor) in enumerate(pulls.values()):
             self.register_buffer(f"_pull_strength{i}", torch.as_tensor(c).detach().clone(), persistent=False)
             self.register_buffer(f"_pull_anchor{i}", anchor.detach().clone(), persistent=False)
 
@@ -64,16 +66,12 @@ class FastWeightModel(nn.Module):
         """``(fast weight, c, anchor)`` of the regulariser ``R = sum c/2 (phi - anchor)^2``."""
         return [
             (n, getattr(self, f"_pull_strength{i}"), getattr(self, f"_pull_anchor{i}"))
-            for i, (n, _) in enumerate(self._pulls)
+            for i, n in enumerate(self._pulled)
         ]
 
     def regulariser(self) -> torch.Tensor:
         """The learner's regulariser at the current fast weights (differentiable)."""
-        fast = self.fast_weights()
-        return sum(
-            ((0.5 * c * (fast[n] - anchor).square()).sum() for n, c, anchor in self.pulls()),
-            torch.zeros((), device=next(iter(self.fast.values())).device),
-        )
+        return pull_regulariser(self.fast_weights(), {n: (c, anchor) for n, c, anchor in self.pulls()})
 
     @torch.no_grad()
     def add_regulariser_gradient(self) -> None:

@@ -48,6 +48,13 @@ NORMS = ("batch", "layer")
 Pulls = dict[str, tuple[Tensor | float, Tensor]]
 
 
+def pull_regulariser(fast: Params, pulls: Pulls) -> Tensor:
+    """``R = sum_i c_i / 2 (phi_i - anchor_i)^2`` of ``pulls`` at the fast weights (0 without pulls)."""
+    if not pulls:
+        return torch.zeros(())
+    return sum((0.5 * c * (fast[n] - anchor).square()).sum() for n, (c, anchor) in pulls.items())
+
+
 def check_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Validate a network spec and fill its defaults."""
     if not isinstance(spec, dict) or spec.get("kind") not in ("mlp", "conv"):
@@ -187,10 +194,7 @@ class _BilevelModule(nn.Module):
 
     def regulariser(self, fast: Params, theta: Params) -> Tensor:
         """``R(phi, theta) = sum_i c_i / 2 (phi_i - anchor_i)^2`` over :meth:`regulariser_pulls`."""
-        pulls = self.regulariser_pulls(theta)
-        if not pulls:
-            return torch.zeros(())
-        return sum((0.5 * c * (fast[n] - anchor).square()).sum() for n, (c, anchor) in pulls.items())
+        return pull_regulariser(fast, self.regulariser_pulls(theta))
 
     def support_loss(self, fast: Params, theta: Params, task: Task) -> Tensor:
         """The task loss on the support set (L_in without the regulariser)."""
