@@ -28,6 +28,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -62,6 +63,23 @@ def deployed_lr(scenario: str, strategy: str) -> float | None:
     presets = registry.learner_presets(scenario, registry.scenario_spec(scenario).default_scale)
     configs = {n: SimpleNamespace(config=p.learner_config) for n, p in presets.items()}
     return sgd_rates(scenario, StreamConfig(), configs, validated_first=False).get(strategy)
+
+
+def rates_past_the_end(end: float, direction: int, row: dict[str, float]) -> Iterator[float]:
+    """The rates of ``LADDER`` past ``end``, an end of the grid, in ``direction`` (-1: lower, +1: higher)
+    that the sweep also measures: one step past it always (a peak can lie just past a flat stretch, as gain
+    modulation's does below 3e-4 on SplitMNIST), then on, as OML's own sweep reaches 1e-5, while the rate
+    just measured is the best so far. ``row`` (rate -> accuracy) is read after each rate is yielded, so the
+    caller measures it in between; a rate the strategy rejected is absent from ``row`` and ends the walk."""
+    rate = end
+    while rate in LADDER:
+        i = LADDER.index(rate) + direction
+        if not 0 <= i < len(LADDER):
+            return
+        rate = LADDER[i]
+        yield rate
+        if row.get(f"{rate:g}", -1.0) < max(row.values()):
+            return
 
 
 def measure(
@@ -160,15 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                 measure(args, scenario, strategy, lr, row, rejected, runs)
             if not row:
                 raise SystemExit(f"{scenario} {strategy}: every rate of the grid was rejected: {rejected}")
-            # a best rate at an end of the grid: go on past it along LADDER (OML's own sweep reaches
-            # 1e-5) while the accuracy does not fall
             for direction in (-1, 1):
-                rate = min(args.grid) if direction < 0 else max(args.grid)
-                while row.get(f"{rate:g}", -1.0) >= max(row.values()) and rate in LADDER:
-                    i = LADDER.index(rate) + direction
-                    if not 0 <= i < len(LADDER):
-                        break
-                    rate = LADDER[i]
+                end = min(args.grid) if direction < 0 else max(args.grid)
+                for rate in rates_past_the_end(end, direction, row):
                     measure(args, scenario, strategy, rate, row, rejected, runs)
             best = max(row, key=lambda k: (row[k], -float(k)))  # ties: the smaller rate
             section[strategy] = {
@@ -183,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{scenario} {strategy}: best lr {best} ({row[best]:.4f})", flush=True)
             payload["config"] = {
                 "grid": args.grid,
-                "extended": f"past an end of the grid holding the best rate, along {list(LADDER)}",
+                "extended": "one step past each end of the grid, then on while that end holds the best, "
+                f"along {list(LADDER)}",
                 "validation_seed": VALIDATION_SEED,
                 "validation_seeds": list(args.validation_seeds),  # of the last invocation; per row too
                 "setting": "class",

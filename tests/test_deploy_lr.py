@@ -49,3 +49,28 @@ def test_validation_seeds_must_not_be_the_reported_ones(deploy_lr, capsys):
     with pytest.raises(SystemExit):
         deploy_lr.main(["--validation-seeds", "0", "10000"])
     assert "--validation-seeds: use seeds >= 10000" in capsys.readouterr().err
+
+
+def test_the_sweep_looks_one_step_past_each_end_and_walks_on_while_the_end_is_best(
+    deploy_lr, monkeypatch, tmp_path
+):
+    # a peak at 1e-4 just below a grid whose low end (3e-4) does not hold the best: the old rule (extend only
+    # past an end holding the best) picked 0.003; and a rising high end walks on to the top of the ladder
+    accuracy = {1e-5: 0.1, 3e-5: 0.38, 1e-4: 0.40, 3e-4: 0.36, 1e-3: 0.35, 3e-3: 0.37, 0.01: 0.2}
+    accuracy.update({0.03: 0.25, 0.1: 0.3, 0.3: 0.3, 1.0: 0.1})
+    measured: list[float] = []
+
+    def fake_measure(args, scenario, strategy, lr, row, rejected, runs=None):
+        measured.append(lr)
+        row[f"{lr:g}"] = accuracy[lr]
+        return accuracy[lr]
+
+    monkeypatch.setattr(deploy_lr, "measure", fake_measure)
+    out = tmp_path / "dlr.json"
+    argv = ["--scenarios", "split_mnist", "--strategies", "Naive", "--grid", "3e-4", "1e-3", "3e-3", "0.01"]
+    assert deploy_lr.main([*argv, "--out", str(out), "--work", str(tmp_path / "w")]) == 0
+    row = json.loads(out.read_text())["results"]["split_mnist"]["Naive"]
+    assert row["best_lr"] == 1e-4 and row["best"] == 0.40
+    # below: 1e-4 (one step, the best so far), 3e-5 (not the best: stop); above: 0.03 (one step, not best)
+    assert measured == [3e-4, 1e-3, 3e-3, 0.01, 1e-4, 3e-5, 0.03]
+    assert list(deploy_lr.rates_past_the_end(1.0, +1, {"1": 0.5})) == []  # nothing past the ladder's top
