@@ -556,9 +556,29 @@ def contrastive(d: dict) -> list[str]:
 
 
 # (results file, section title, formatter), in the order of RESULTS.md
+def paired_against(table: dict, name: str, reference: str = "Naive") -> str:
+    """``name``'s final accuracy minus ``reference``'s, paired by seed (the same stream order and class
+    split), as ``mean ± std`` in points over the seeds; "-" for the reference itself, when it is absent, or
+    when the two rows' runs do not line up (another number of seeds, or a diverged run's NaN). Pairing
+    removes the spread that the stream order gives every learner alike, which the two rows' own
+    ``mean ± std`` keep."""
+    if name == reference or reference not in table:
+        return "-"
+    mine, theirs = table[name]["accuracy"]["runs"], table[reference]["accuracy"]["runs"]
+    if not mine or len(mine) != len(theirs) or any(x is None for x in [*mine, *theirs]):
+        return "-"
+    differences = [a - b for a, b in zip(mine, theirs, strict=True)]
+    if any(math.isnan(x) for x in differences):
+        return "-"
+    mean = sum(differences) / len(differences)
+    std = math.sqrt(sum((x - mean) ** 2 for x in differences) / len(differences))
+    return f"{100 * mean:+.1f} ± {100 * std:.1f}"
+
+
 def standard_benchmarks(d: dict) -> list[str]:
     """One table per ``<scenario>/<setting>/<regime>`` section: accuracy, forgetting and BWT (percent,
-    mean ± std over seeds), diverged runs; then the online step's overhead."""
+    mean ± std over seeds), the accuracy's margin over Naive paired by seed, diverged runs; then the online
+    step's overhead."""
     out = []
     sections = [("results", "config", s, t) for s, t in d.get("results", {}).items()]
     sections += [("long_stream", "long_stream_config", s, t) for s, t in d.get("long_stream", {}).items()]
@@ -571,10 +591,11 @@ def standard_benchmarks(d: dict) -> list[str]:
             f"({len(cfg.get('seeds', []))} seeds; "
             f"{'every training image' if per is None else f'{per} training images per experience'}; "
             f"Replay buffer {stream.get('mem_size')}): final accuracy on the test images of all classes "
-            "seen, average forgetting and BWT, in percent.",
+            "seen, average forgetting and BWT, in percent; the accuracy's margin over Naive paired by seed "
+            "(the same stream order), in points.",
             "",
-            "| strategy | accuracy | forgetting | BWT | diverged runs |",
-            "|---|---|---|---|---|",
+            "| strategy | accuracy | forgetting | BWT | accuracy − Naive, paired | diverged runs |",
+            "|---|---|---|---|---|---|",
         ]
         for name, r in table.items():
             cells = [
@@ -583,6 +604,7 @@ def standard_benchmarks(d: dict) -> list[str]:
             ]
             if r["diverged_runs"] == len(r["accuracy"]["runs"]):
                 cells = ["diverged"] * 3
+            cells.append(paired_against(table, name))
             out.append(f"| {name} | {' | '.join(cells)} | {r['diverged_runs']} |")
         out.append("")
     so = d.get("step_overhead")
