@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -555,7 +556,6 @@ def contrastive(d: dict) -> list[str]:
     return lines
 
 
-# (results file, section title, formatter), in the order of RESULTS.md
 def paired_against(table: dict, name: str, reference: str = "Naive") -> str:
     """``name``'s final accuracy minus ``reference``'s, paired by seed (the same stream order and class
     split), as ``mean ± std`` in points over the seeds; "-" for the reference itself, when it is absent, or
@@ -565,14 +565,12 @@ def paired_against(table: dict, name: str, reference: str = "Naive") -> str:
     if name == reference or reference not in table:
         return "-"
     mine, theirs = table[name]["accuracy"]["runs"], table[reference]["accuracy"]["runs"]
-    if not mine or len(mine) != len(theirs) or any(x is None for x in [*mine, *theirs]):
+    if not mine or len(mine) != len(theirs):
         return "-"
     differences = [a - b for a, b in zip(mine, theirs, strict=True)]
     if any(math.isnan(x) for x in differences):
         return "-"
-    mean = sum(differences) / len(differences)
-    std = math.sqrt(sum((x - mean) ** 2 for x in differences) / len(differences))
-    return f"{100 * mean:+.1f} ± {100 * std:.1f}"
+    return f"{100 * statistics.fmean(differences):+.1f} ± {100 * statistics.pstdev(differences):.1f}"
 
 
 def standard_benchmarks(d: dict) -> list[str]:
@@ -668,6 +666,7 @@ def deploy_lr(d: dict) -> list[str]:
     return out
 
 
+# (results file, section title, formatter), in the order of RESULTS.md
 SECTIONS = (
     ("continual_omniglot", "Continual Omniglot (OML protocol)", omniglot),
     ("continual_sine", "Continual sine regression", sine),

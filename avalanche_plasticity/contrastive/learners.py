@@ -49,9 +49,11 @@ Pulls = dict[str, tuple[Tensor | float, Tensor]]
 
 
 def pull_regulariser(fast: Params, pulls: Pulls) -> Tensor:
-    """``R = sum_i c_i / 2 (phi_i - anchor_i)^2`` of ``pulls`` at the fast weights (0 without pulls)."""
+    """``R = sum_i c_i / 2 (phi_i - anchor_i)^2`` of ``pulls`` at the fast weights (0, on their device and
+    in their dtype, without pulls)."""
     if not pulls:
-        return torch.zeros(())
+        like = next(iter(fast.values()), None)
+        return torch.zeros(()) if like is None else like.new_zeros(())
     return sum((0.5 * c * (fast[n] - anchor).square()).sum() for n, (c, anchor) in pulls.items())
 
 
