@@ -482,6 +482,28 @@ def apply_overrides(
     return presets_, stream
 
 
+def learner_overrides(items: Iterable[str], scenarios: Iterable[str]) -> dict[str, str]:
+    """``KEY=VALUE`` items that change learners' presets only (a benchmark that sets the stream itself
+    takes these), checked on each scenario's default-scale presets before any work.
+
+    :raises OverrideError: a malformed item, a stream setting, or a key no learner there has.
+    """
+    try:
+        settings = parse_assignments(items)
+    except OverrideError as err:
+        raise OverrideError(f"--set: {err}") from None
+    for key in settings:
+        parts = key.split(".")
+        parts = parts[1:] if parts[0] in registry.learners() else parts
+        if parts and (parts[0] == "stream" or (len(parts) == 1 and parts[0] in _field_types(StreamConfig()))):
+            raise OverrideError(
+                f"--set {key}: the benchmark sets the stream itself; only learner settings here"
+            )
+    for scenario in scenarios:
+        apply_overrides(presets(scenario, default_scale(scenario)), settings, scenario=scenario)
+    return settings
+
+
 def _check_counts(p: Preset) -> None:
     """Every integer setting of a learner's episode source is a count (>= 1), except seeds (>= 0): checked
     when the settings are resolved, so ``--show-config`` rejects what the run would."""

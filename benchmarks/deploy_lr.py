@@ -19,7 +19,9 @@ Writes ``benchmarks/results/deploy_lr.json`` (standard: ``deploy_lr_standard.jso
 {"<lr>": reason}]}}}}`` (final accuracy on the test images of all classes seen, the mean over the
 validation streams; ``rejected``: rates the strategy refuses, e.g. past the complex synapse's stability
 bound). Sections and strategies already in ``--out`` are kept unless re-run; each rate's runs are cached
-under ``--work``, so a killed sweep resumes.
+under ``--work``, so a killed sweep resumes. ``--set KEY=VALUE`` sweeps a learner meta-trained under other
+settings (e.g. ``ComplexSynapse.meta.steps=1600``, looked up in ``--checkpoint-dir``); its row records them
+under ``"settings"``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from types import SimpleNamespace
 import torch
 
 from avalanche_plasticity import registry
-from avalanche_plasticity.configs import StreamConfig
+from avalanche_plasticity.configs import OverrideError, StreamConfig, learner_overrides
 from avalanche_plasticity.experiments import run_comparison, sgd_rates
 from avalanche_plasticity.reporting import machine, write_results
 from avalanche_plasticity.strategies.contrastive import UnstableLearningRateError
@@ -113,6 +115,7 @@ def measure(
                 stream=stream,
                 root=args.data_root,
                 checkpoint_dir=args.checkpoint_dir,
+                overrides=args.settings or None,
                 run_cache=Path(args.work)
                 / (scenario + ("" if args.regime == "online" else "_standard"))
                 / f"lr{lr:g}",
@@ -155,7 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         help="validation streams; a rate's accuracy is their mean (one stream cannot resolve rates whose "
         "accuracies differ by less than the spread between streams)",
     )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a learner's preset, as compare's --set does, e.g. ComplexSynapse.meta.steps=1600 (its "
+        "checkpoint is looked up, or meta-trained, in --checkpoint-dir); recorded in each row",
+    )
     args = p.parse_args(argv)
+    try:
+        args.settings = learner_overrides(args.overrides, args.scenarios)
+    except OverrideError as err:
+        p.error(str(err))
     if any(seed < VALIDATION_SEED for seed in args.validation_seeds):
         p.error(f"--validation-seeds: use seeds >= {VALIDATION_SEED} (the reported runs use 0 to 4)")
     for s in args.strategies:
@@ -191,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 **({"rejected": rejected} if rejected else {}),
                 "validation_seeds": list(args.validation_seeds),
                 **({"runs": runs} if len(args.validation_seeds) > 1 else {}),
+                **({"settings": args.settings} if args.settings else {}),
             }
             print(f"{scenario} {strategy}: best lr {best} ({row[best]:.4f})", flush=True)
             payload["config"] = {

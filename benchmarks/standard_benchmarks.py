@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from avalanche_plasticity.configs import StreamConfig, default_strategies
+from avalanche_plasticity.configs import OverrideError, StreamConfig, default_strategies, learner_overrides
 from avalanche_plasticity.experiments import run_comparison
 from avalanche_plasticity.registry import scenario_spec
 from avalanche_plasticity.reporting import machine, write_results
@@ -141,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="record under the file's long_stream key (e.g. every training image: 60,000 online updates)",
     )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a learner's preset, as compare's --set does, e.g. ComplexSynapse.meta.steps=1600 (its "
+        "checkpoint is looked up, or meta-trained, in --checkpoint-dir); recorded in the section's config",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     for section in args.sections:
@@ -150,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"section {section!r}: expected SCENARIO/SETTING/REGIME, one of each of {SCENARIOS}, "
                 f"{SETTINGS} and {REGIMES}"
             )
+    try:
+        args.settings = learner_overrides(args.overrides, sorted({s.split("/")[0] for s in args.sections}))
+    except OverrideError as err:
+        p.error(str(err))
     out = Path(args.out)
     payload = json.loads(out.read_text()) if out.exists() else {}
     key = "long_stream" if args.long_stream else "results"
@@ -181,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             stream=stream,
             checkpoint_dir=args.checkpoint_dir,
             root=args.data_root,
+            overrides=args.settings or None,
             run_cache=Path(args.work) / section.replace("/", "_"),
             progress=sys.stderr.isatty(),
         )
@@ -200,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 "stream": settings,
                 "unit": scenario_spec(scenario).unit,
                 "wall_seconds": time.perf_counter() - t0,
+                **({"settings": args.settings} if args.settings else {}),
             },
         }
         payload["machine"] = machine()

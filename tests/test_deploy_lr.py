@@ -74,3 +74,25 @@ def test_the_sweep_looks_one_step_past_each_end_and_walks_on_while_the_end_is_be
     # below: 1e-4 (one step, the best so far), 3e-5 (not the best: stop); above: 0.03 (one step, not best)
     assert measured == [3e-4, 1e-3, 3e-3, 0.01, 1e-4, 3e-5, 0.03]
     assert list(deploy_lr.rates_past_the_end(1.0, +1, {"1": 0.5})) == []  # nothing past the ladder's top
+
+
+def test_set_changes_the_learner_every_run_uses_and_is_recorded_in_the_row(deploy_lr, monkeypatch, tmp_path):
+    # a learner meta-trained under other settings (e.g. more meta-updates) is swept as the shipped one is
+    seen = []
+
+    class Comparison:
+        def by_strategy(self):
+            return {"ComplexSynapse": [type("Run", (), {"final": 0.25})()]}
+
+    def fake_run_comparison(scenario, **kwargs):
+        seen.append(kwargs["overrides"])
+        return Comparison()
+
+    monkeypatch.setattr(deploy_lr, "run_comparison", fake_run_comparison)
+    out = tmp_path / "dlr.json"
+    argv = ["--scenarios", "split_mnist", "--strategies", "ComplexSynapse", "--grid", "0.001"]
+    argv += ["--set", "ComplexSynapse.meta.steps=1600", "--out", str(out), "--work", str(tmp_path / "w")]
+    assert deploy_lr.main(argv) == 0
+    assert seen and all(s == {"ComplexSynapse.meta.steps": "1600"} for s in seen)
+    row = json.loads(out.read_text())["results"]["split_mnist"]["ComplexSynapse"]
+    assert row["settings"] == {"ComplexSynapse.meta.steps": "1600"}
