@@ -202,15 +202,16 @@ def _strategy(text: str) -> str:
     return text
 
 
+def add_set_option(p: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable), read into ``args.overrides``; the benchmark scripts take it too."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def _common(p: argparse.ArgumentParser, *, wandb: bool = True, overrides: bool = True) -> None:
     if overrides:
-        p.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="change a preset setting: [LEARNER.][learner.|meta.|source.|stream.]FIELD[.ENTRY]=VALUE, "
+        add_set_option(
+            p,
+            "change a preset setting: [LEARNER.][learner.|meta.|source.|stream.]FIELD[.ENTRY]=VALUE, "
             "e.g. steps=300, meta.lr.plasticity=1e-5 (repeatable; an unknown key lists the valid ones)",
         )
         p.add_argument(

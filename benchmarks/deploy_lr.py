@@ -37,6 +37,7 @@ from types import SimpleNamespace
 import torch
 
 from avalanche_plasticity import registry
+from avalanche_plasticity.cli import add_set_option
 from avalanche_plasticity.configs import OverrideError, StreamConfig, learner_overrides
 from avalanche_plasticity.experiments import run_comparison, sgd_rates
 from avalanche_plasticity.reporting import machine, write_results
@@ -158,13 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         help="validation streams; a rate's accuracy is their mean (one stream cannot resolve rates whose "
         "accuracies differ by less than the spread between streams)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change a learner's preset, as compare's --set does, e.g. ComplexSynapse.meta.steps=1600 (its "
+    add_set_option(
+        p,
+        "change a learner's preset, as compare's --set does, e.g. ComplexSynapse.meta.steps=1600 (its "
         "checkpoint is looked up, or meta-trained, in --checkpoint-dir); recorded in each row",
     )
     args = p.parse_args(argv)

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from avalanche_plasticity.cli import add_set_option
 from avalanche_plasticity.configs import OverrideError, StreamConfig, default_strategies, learner_overrides
 from avalanche_plasticity.experiments import run_comparison
 from avalanche_plasticity.registry import scenario_spec
@@ -141,13 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="record under the file's long_stream key (e.g. every training image: 60,000 online updates)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change a learner's preset, as compare's --set does, e.g. ComplexSynapse.meta.steps=1600 (its "
+    add_set_option(
+        p,
+        "change a learner's preset, as compare's --set does, e.g. ComplexSynapse.meta.steps=1600 (its "
         "checkpoint is looked up, or meta-trained, in --checkpoint-dir); recorded in the section's config",
     )
     args = p.parse_args(argv)
