@@ -492,16 +492,35 @@ def learner_overrides(items: Iterable[str], scenarios: Iterable[str]) -> dict[st
         settings = parse_assignments(items)
     except OverrideError as err:
         raise OverrideError(f"--set: {err}") from None
+    scenarios = list(scenarios)
     for key in settings:
         parts = key.split(".")
         parts = parts[1:] if parts[0] in registry.learners() else parts
         if parts and (parts[0] == "stream" or (len(parts) == 1 and parts[0] in _field_types(StreamConfig()))):
+            hint = _learner_sections_hint(parts[-1], scenarios) if len(parts) == 1 else ""
             raise OverrideError(
-                f"--set {key}: the benchmark sets the stream itself; only learner settings here"
+                f"--set {key}: the benchmark sets the stream itself; only learner settings here{hint}"
             )
     for scenario in scenarios:
         apply_overrides(presets(scenario, default_scale(scenario)), settings, scenario=scenario)
     return settings
+
+
+def _learner_sections_hint(name: str, scenarios: Iterable[str]) -> str:
+    """Where a learner setting called ``name`` lives, for an error about a bare key that names a stream
+    field (``lr`` is both the stream's SGD rate and a learner's meta-learning rate)."""
+    found: set[str] = set()
+    for scenario in scenarios:
+        for p in presets(scenario, default_scale(scenario)).values():
+            if name in _field_types(p.learner_config):
+                found.add(f"learner.{name}")
+            if name in _field_types(p.meta):
+                found.add(f"meta.{name}")
+            if name in p.source:
+                found.add(f"source.{name}")
+    if not found:
+        return " (written [LEARNER.]learner.KEY, [LEARNER.]meta.KEY or [LEARNER.]source.KEY)"
+    return f" (a learner's {name} is written " + " or ".join(f"[LEARNER.]{f}" for f in sorted(found)) + ")"
 
 
 def _check_counts(p: Preset) -> None:

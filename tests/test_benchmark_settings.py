@@ -51,3 +51,12 @@ def test_learner_overrides_are_checked_on_every_scenario_and_returned_as_given()
     assert settings == {"ComplexSynapse.meta.steps": "1600", "OML.learner.inner_lr": "0.01"}
     with pytest.raises(OverrideError, match="steps must be a positive int"):
         learner_overrides(["ComplexSynapse.meta.steps=-1"], ["split_mnist"])
+
+
+def test_a_bare_stream_key_that_is_also_a_learner_setting_names_where_the_learner_setting_lives():
+    # ``lr`` is the stream's SGD rate and also a learner's meta-learning rate: the error says how to
+    # write the learner's.
+    with pytest.raises(OverrideError, match=r"sets the stream itself.*\[LEARNER\.\]meta\.lr"):
+        learner_overrides(["lr=0.1"], ["split_mnist"])
+    with pytest.raises(OverrideError, match=r"\[LEARNER\.\]learner\.KEY"):
+        learner_overrides(["mem_size=10"], ["split_mnist"])
