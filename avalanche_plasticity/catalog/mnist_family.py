@@ -116,8 +116,8 @@ def _register(
 # separate penalties at Omniglot's 100 pinned the network at chance (validation: 1.0 % class, 9.8 % domain)
 #
 # SGD rates on the class-incremental streams, as OML's protocol tunes its meta-test rate: each
-# strategy's best mean final accuracy over the validation streams (seeds 10000-10002; 10000 alone for
-# GainModulation on PermutedMNIST online) over [3e-4 ... 0.1], extended past its ends along a ladder of rates
+# strategy's best mean final accuracy over the validation streams (seeds 10000-10002) over [3e-4 ... 0.1],
+# extended past its ends along a ladder of rates
 # (benchmarks/deploy_lr.py: results/deploy_lr.json online, results/deploy_lr_standard.json standard).
 # Domain-incremental streams, PermutedMNIST standard and the strategies not named keep the meta-trained
 # rates and the defaults (they were not swept).
