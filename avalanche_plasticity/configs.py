@@ -511,13 +511,10 @@ def _learner_sections_hint(name: str, scenarios: Iterable[str]) -> str:
     field (``lr`` is both the stream's SGD rate and a learner's meta-learning rate)."""
     found: set[str] = set()
     for scenario in scenarios:
-        for p in presets(scenario, default_scale(scenario)).values():
-            if name in _field_types(p.learner_config):
-                found.add(f"learner.{name}")
-            if name in _field_types(p.meta):
-                found.add(f"meta.{name}")
-            if name in p.source:
-                found.add(f"source.{name}")
+        learners = presets(scenario, default_scale(scenario))
+        scope = _Scope(learners, registry.scenario_spec(scenario).meta_source(), None)
+        for learner in learners:
+            found |= {f"{sec}.{name}" for sec, fields in scope.sections(learner).items() if name in fields}
     if not found:
         return " (written [LEARNER.]learner.KEY, [LEARNER.]meta.KEY or [LEARNER.]source.KEY)"
     return f" (a learner's {name} is written " + " or ".join(f"[LEARNER.]{f}" for f in sorted(found)) + ")"
