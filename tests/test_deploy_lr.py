@@ -44,6 +44,19 @@ def test_rate_accuracy_is_the_mean_over_validation_streams_and_a_rerun_uses_the_
     assert {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()} == cached
     assert json.loads(out.read_text())["results"]["split_mnist"]["Naive"] == row
 
+    # each validation run is evaluated once, after its last experience; its final accuracy is that of the
+    # same run evaluated after every experience
+    from avalanche_plasticity.configs import StreamConfig
+    from avalanche_plasticity.experiments import run_comparison
+
+    stream = StreamConfig(setting="class", regime="online", train_per_experience=40, lr={"Naive": 0.1})
+    full = run_comparison("split_mnist", strategies=["Naive"], seeds=[10001], stream=stream, root=mnist_root)
+    (run,) = full.by_strategy()["Naive"]
+    assert sorted(run.curve) == [1, 2, 3, 4, 5]
+    swept = json.loads(next((work / "split_mnist" / "lr0.1").glob("Naive_seed10001.json")).read_text())["run"]
+    assert [int(k) for k in swept["curve"]] == [5]
+    assert run.final == row["runs"]["0.1"][1]
+
 
 def test_validation_seeds_must_not_be_the_reported_ones(deploy_lr, capsys):
     with pytest.raises(SystemExit):
