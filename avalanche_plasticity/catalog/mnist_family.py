@@ -119,8 +119,8 @@ def _register(
 # strategy's best mean final accuracy over the validation streams (seeds 10000-10002) over [3e-4 ... 0.1],
 # extended past its ends along a ladder of rates
 # (benchmarks/deploy_lr.py: results/deploy_lr.json online, results/deploy_lr_standard.json standard).
-# Domain-incremental streams, PermutedMNIST standard and the strategies not named keep the meta-trained
-# rates and the defaults (they were not swept).
+# Domain-incremental streams and the strategies not named (SI, LwF, Replay, Joint, the credit-assignment
+# rules) keep the meta-trained rates and the defaults (they were not swept).
 CLASS_ONLINE_LR = {
     "split_mnist": {"Naive": 0.03, "EWC": 0.001, "OML": 1e-4, "ComplexSynapse": 1e-4, "GainModulation": 1e-4},
     "permuted_mnist": {
@@ -140,6 +140,7 @@ CLASS_ONLINE_LR = {
 }
 CLASS_STANDARD_LR = {
     "split_mnist": {"Naive": 0.3, "EWC": 0.03, "OML": 3e-4, "ComplexSynapse": 1e-4, "GainModulation": 1e-4},
+    "permuted_mnist": {"Naive": 0.1, "EWC": 0.03, "OML": 0.03, "ComplexSynapse": 0.01, "GainModulation": 0.1},
     "split_fashion_mnist": {
         "Naive": 0.01,
         "EWC": 0.01,
