@@ -591,6 +591,8 @@ def run_comparison(
         }
         if rule_name is not None:  # only then, so the other runs' cached fingerprints stay valid
             cfg["alignment_rule"] = rule_name
+        if getattr(entries[name], "revision", 0):  # a fixed strategy: its runs cached before the fix re-run
+            cfg["revision"] = entries[name].revision
         if learner is not None:
             cfg["meta_seed"] = meta_seed
             cfg["learner"] = {"kind": type(learner).__name__, **dataclasses.asdict(learner.config)}

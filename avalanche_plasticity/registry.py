@@ -74,6 +74,9 @@ class StrategySpec:
     :param opt_in: run only when named (not in the default strategies).
     :param settings: the :attr:`StrategyContext.settings` it reads beyond the lr (``ewc_lambda``,
         ``mem_size``, ...), recorded in each run's config.
+    :param revision: raised when a fix changes what the strategy computes, so that runs cached by an
+        earlier revision (``run_comparison(run_cache=...)``) are run again; 0 adds nothing to a run's
+        fingerprint, so the cached runs of strategies never revised stay valid.
     """
 
     name: str
@@ -84,6 +87,7 @@ class StrategySpec:
     architecture_from: str | None = None
     opt_in: bool = False
     settings: tuple[str, ...] = ()
+    revision: int = 0
 
     @property
     def meta_learned(self) -> bool:

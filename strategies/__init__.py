@@ -29,3 +29,6 @@ __all__ += ["ANML", "ANMLModel"]
 from .online import RunSeeding, SeedPlugin, avalanche_deprecations_silenced, seeded_dataloaders  # noqa: E402
 
 __all__ += ["RunSeeding", "SeedPlugin", "avalanche_deprecations_silenced", "seeded_dataloaders"]
+from .synaptic_intelligence import SynapticIntelligencePlugin  # noqa: E402
+
+__all__ += ["SynapticIntelligencePlugin"]

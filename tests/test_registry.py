@@ -245,3 +245,26 @@ def test_rates_picked_on_validation_come_before_meta_trained_and_default_ones(tm
     finally:
         registry.unregister("TinyFLP")
         registry.unregister("short_sine")
+
+
+def test_a_revised_strategy_runs_again_instead_of_reading_its_old_cached_runs(extra_entries, tmp_path):
+    from avalanche_plasticity.experiments import run_comparison
+
+    made = []
+
+    def make(ctx):
+        made.append(ctx.seed)
+        return registry.strategy_spec("Naive").make(ctx)
+
+    def compare():
+        return run_comparison("short_sine", strategies=["Probe"], seeds=[0], run_cache=tmp_path)
+
+    try:
+        for revision, runs in ((0, 1), (0, 1), (1, 2), (1, 2)):
+            registry.register_strategy(
+                registry.StrategySpec("Probe", make=make, revision=revision), replace=True
+            )
+            compare()
+            assert len(made) == runs  # the same revision reads its cached run; a new one runs again
+    finally:
+        registry.unregister("Probe")

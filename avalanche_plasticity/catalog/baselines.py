@@ -55,9 +55,15 @@ def _replay(ctx: StrategyContext) -> Any:
 
 
 def _si(ctx: StrategyContext) -> Any:
-    from avalanche.training import SynapticIntelligence
+    # Avalanche's SynapticIntelligence is Naive plus its SI plugin, whose snapshots alias the live weights
+    # on CPU (a no-op there); ours copies them
+    from avalanche.training import Naive
 
-    return SynapticIntelligence(**sgd_parts(ctx), si_lambda=ctx.settings["si_lambda"])
+    from avalanche_plasticity.strategies import SynapticIntelligencePlugin
+
+    parts = sgd_parts(ctx)
+    parts["plugins"] = [*parts["plugins"], SynapticIntelligencePlugin(si_lambda=ctx.settings["si_lambda"])]
+    return Naive(**parts)
 
 
 def _lwf(ctx: StrategyContext) -> Any:
@@ -77,7 +83,8 @@ EWC = register_strategy(
     StrategySpec("EWC", make=_ewc, alignment_base=True, settings=("ewc_lambda", "ewc_mode"))
 )
 REPLAY = register_strategy(StrategySpec("Replay", make=_replay, alignment_base=True, settings=("mem_size",)))
-SI = register_strategy(StrategySpec("SI", make=_si, opt_in=True, settings=("si_lambda",)))
+# revision 1: our SI plugin (Avalanche's is a no-op on CPU; runs cached before 2026-12-07 were Naive's)
+SI = register_strategy(StrategySpec("SI", make=_si, opt_in=True, settings=("si_lambda",), revision=1))
 LWF = register_strategy(
     StrategySpec(
         "LwF", make=_lwf, tasks=("classification",), opt_in=True, settings=("lwf_alpha", "lwf_temperature")
