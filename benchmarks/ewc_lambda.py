@@ -1,4 +1,4 @@
-"""EWC's penalty on the MNIST-family streams, picked on a validation stream (issue #15's baselines).
+"""EWC's (and SI's) penalty on the MNIST-family streams, picked on a validation stream (issue #15).
 
 The MNIST family used to inherit Omniglot's lambda (100), which collapses EWC on PermutedMNIST (its ten
 separate penalties add up). This picks, for each scenario, the lambda of a grid with the best mean final
@@ -6,6 +6,8 @@ accuracy over its class- and domain-incremental online streams at the validation
 reported run uses; the scenario's registry entry then carries it (``catalog/mnist_family.py``).
 
     AVP_DATA_DIR=../shared/data python benchmarks/ewc_lambda.py --data-root ../shared/data
+
+``--strategy SI`` picks SI's c (``si_lambda``) the same way, into ``results/si_lambda.json``.
 
 Writes ``benchmarks/results/ewc_lambda.json``: ``{"config", "machine", "results": {"<scenario>": {"<lambda>":
 {"class": acc, "domain": acc, "mean": acc}}, "picked": {"<scenario>": lambda}}}``.
@@ -28,6 +30,7 @@ from avalanche_plasticity.reporting import machine, write_results
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ("split_mnist", "permuted_mnist", "split_fashion_mnist")
 GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+PENALTY = {"EWC": "ewc_lambda", "SI": "si_lambda"}  # the StreamConfig field of each strategy's penalty
 VALIDATION_SEED = 10000
 # the online sections' sizes (standard_benchmarks: 1,000 images per experience, 500 on PermutedMNIST)
 TRAIN_PER_EXPERIENCE = {"split_mnist": 1000, "permuted_mnist": 500, "split_fashion_mnist": 1000}
@@ -38,10 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     p.add_argument("--grid", nargs="+", type=float, default=list(GRID))
     p.add_argument("--data-root", default=None)
-    p.add_argument("--work", default=str(HERE / "work" / "ewc_lambda"), help="per-run cache")
-    p.add_argument("--out", default=str(HERE / "results" / "ewc_lambda.json"))
+    p.add_argument("--strategy", choices=tuple(PENALTY), default="EWC", help="whose penalty to pick")
+    p.add_argument("--work", default=None, help="per-run cache (default: work/<penalty>)")
+    p.add_argument("--out", default=None, help="default: results/<penalty>.json")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    penalty = PENALTY[args.strategy]
+    args.work = args.work or str(HERE / "work" / penalty)
+    args.out = args.out or str(HERE / "results" / f"{penalty}.json")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     payload = json.loads(out.read_text()) if out.exists() else {}
@@ -57,18 +64,18 @@ def main(argv: list[str] | None = None) -> int:
                     setting=setting,
                     regime="online",
                     train_per_experience=TRAIN_PER_EXPERIENCE[scenario],
-                    ewc_lambda=lam,
+                    **{penalty: lam},
                 )
                 comparison = run_comparison(
                     scenario,
-                    strategies=["EWC"],
+                    strategies=[args.strategy],
                     seeds=[VALIDATION_SEED],
                     stream=stream,
                     root=args.data_root,
                     run_cache=Path(args.work) / f"{scenario}_{setting}",
                     progress=False,
                 )
-                row[setting] = comparison.by_strategy()["EWC"][0].final
+                row[setting] = comparison.by_strategy()[args.strategy][0].final
             row["mean"] = (row["class"] + row["domain"]) / 2
             table[f"{lam:g}"] = row
             print(
@@ -79,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         payload["picked"][scenario] = float(best)
         print(f"{scenario}: picked lambda {best}", flush=True)
     payload["config"] = {
+        "strategy": args.strategy,
         "grid": args.grid,
         "validation_seed": VALIDATION_SEED,
         "regime": "online",

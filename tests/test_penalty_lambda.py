@@ -1,0 +1,34 @@
+"""``benchmarks/ewc_lambda.py --strategy SI``: SI's c picked on the validation streams as EWC's lambda is."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ewc_lambda.py"
+
+
+@pytest.fixture
+def penalty_sweep(monkeypatch):
+    spec = importlib.util.spec_from_file_location("ewc_lambda_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # a short stream: 40 training images per experience (the sweep's own sizes are 1,000)
+    monkeypatch.setattr(module, "TRAIN_PER_EXPERIENCE", {**module.TRAIN_PER_EXPERIENCE, "split_mnist": 40})
+    return module
+
+
+def test_si_penalty_is_swept_and_changes_the_runs(penalty_sweep, mnist_root, tmp_path):
+    out = tmp_path / "si_lambda.json"
+    argv = ["--strategy", "SI", "--scenarios", "split_mnist", "--grid", "1", "100000"]
+    argv += ["--data-root", str(mnist_root), "--work", str(tmp_path / "work"), "--out", str(out)]
+    assert penalty_sweep.main(argv) == 0
+    payload = json.loads(out.read_text())
+    table = payload["results"]["split_mnist"]
+    assert payload["config"]["strategy"] == "SI" and set(table) == {"1", "100000"}
+    best = max(table, key=lambda k: table[k]["mean"])
+    assert payload["picked"]["split_mnist"] == float(best)
+    assert table["1"] != table["100000"]  # the penalty acts (Avalanche's own SI plugin is a no-op on CPU)
+    runs = list((tmp_path / "work" / "split_mnist_class").glob("SI_seed10000.json"))
+    assert runs and json.loads(runs[0].read_text())["run"]["config"]["si_lambda"] == 100000.0
