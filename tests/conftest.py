@@ -38,3 +38,18 @@ def mnist_root() -> Path:
     if not found:
         pytest.skip(f"MNIST not found (set AVP_DATA_DIR; looked in {root or SHARED_DATA})")
     return root
+
+
+@pytest.fixture
+def benchmark_script():
+    """``load(name)``: ``benchmarks/<name>.py`` as a fresh module (each test its own copy to monkeypatch)."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,20 +1,14 @@
 """``benchmarks/deploy_lr.py``: a rate's validation accuracy over several validation streams, and the sweep
 resuming from its per-rate cache."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "deploy_lr.py"
-
 
 @pytest.fixture
-def deploy_lr(monkeypatch):
-    spec = importlib.util.spec_from_file_location("deploy_lr_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def deploy_lr(benchmark_script, monkeypatch):
+    module = benchmark_script("deploy_lr")
     # a short stream: 40 training images per experience (the sweep's own sizes are 1,000)
     monkeypatch.setattr(module, "TRAIN_PER_EXPERIENCE", {**module.TRAIN_PER_EXPERIENCE, "split_mnist": 40})
     return module

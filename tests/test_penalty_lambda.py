@@ -1,19 +1,13 @@
 """``benchmarks/ewc_lambda.py --strategy SI``: SI's c picked on the validation streams as EWC's lambda is."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ewc_lambda.py"
-
 
 @pytest.fixture
-def penalty_sweep(monkeypatch):
-    spec = importlib.util.spec_from_file_location("ewc_lambda_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def penalty_sweep(benchmark_script, monkeypatch):
+    module = benchmark_script("ewc_lambda")
     # a short stream: 40 training images per experience (the sweep's own sizes are 1,000)
     monkeypatch.setattr(module, "TRAIN_PER_EXPERIENCE", {**module.TRAIN_PER_EXPERIENCE, "split_mnist": 40})
     return module
