@@ -117,7 +117,7 @@ class StreamConfig:
     :param ewc_mode: ``"separate"`` (one penalty per past experience, Avalanche's default) or ``"online"``
         (online EWC: one running Fisher, for long streams such as 600 Omniglot classes).
     :param mem_size: Replay's buffer size.
-    :param si_lambda: SI's penalty (Zenke et al.'s c).
+    :param si_lambda: SI's penalty (Zenke et al.'s c; None: the scenario's, picked on its validation streams).
     :param lwf_alpha: LwF's distillation weight; ``lwf_temperature`` its softmax temperature.
     :param setting: MNIST-family streams: ``"class"``-incremental (one head over every class seen) or
         ``"domain"``-incremental (each experience's classes relabelled 0, 1, ...).
@@ -145,7 +145,7 @@ class StreamConfig:
     ewc_lambda: float | None = None
     ewc_mode: Literal["separate", "online"] = "separate"
     mem_size: int = 200
-    si_lambda: float = 1.0
+    si_lambda: float | None = None
     lwf_alpha: float = 1.0
     lwf_temperature: float = 2.0
     setting: Literal["class", "domain"] = "class"
@@ -184,10 +184,13 @@ class StreamConfig:
             raise ValueError(f"ewc_lambda must be None or a finite number >= 0, got {self.ewc_lambda}")
         for name in ("si_lambda", "lwf_alpha", "lwf_temperature"):
             v = getattr(self, name)
+            if v is None and name == "si_lambda":
+                continue
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
             if not ok or (name == "lwf_temperature" and v == 0):
                 low = "> 0" if name == "lwf_temperature" else ">= 0"
-                raise ValueError(f"{name} must be a finite number {low}, got {v!r}")
+                what = "None or a finite number" if name == "si_lambda" else "a finite number"
+                raise ValueError(f"{name} must be {what} {low}, got {v!r}")
         if self.ewc_mode not in ("separate", "online"):
             raise ValueError(f"ewc_mode must be 'separate' or 'online', got {self.ewc_mode!r}")
         if not isinstance(self.mem_size, int) or self.mem_size < 1:

@@ -556,6 +556,7 @@ def run_comparison(
         k: getattr(stream, k) for k in ("mem_size", "si_lambda", "lwf_alpha", "lwf_temperature", "ewc_mode")
     }
     strategy_settings["ewc_lambda"] = ewc_lambda
+    strategy_settings["si_lambda"] = spec.si_lambda if stream.si_lambda is None else stream.si_lambda
     strategy_settings["readout"] = spec.readout(stream) if stream.readout is None else stream.readout
     layer = stream.prototype_layer
     strategy_settings["prototype_layer"] = spec.prototype_layer if layer is None else layer

@@ -46,6 +46,7 @@ def _register(
     ewc_lambda: float,
     validated: Mapping[tuple[str, str], Mapping[str, float]],
     hosts_benchmarks: bool = False,
+    si_lambda: float = 1.0,
 ) -> ScenarioSpec:
     def make_stream(settings: Mapping[str, Any], seed: int, root: Any) -> Any:
         from avalanche_plasticity.scenarios.mnist import mnist_family_benchmark
@@ -81,6 +82,7 @@ def _register(
             make_stream=make_stream,
             default_lr=dict(omniglot.SCENARIO.default_lr),
             ewc_lambda=ewc_lambda,
+            si_lambda=si_lambda,
             validated_lr=lambda stream: dict(validated.get((stream.setting, stream.regime), {})),
             train_mb_size=lambda stream, source: 1 if stream.regime == "online" else stream.batch_size,
             train_epochs=lambda stream: 1 if stream.regime == "online" else stream.epochs,
@@ -114,6 +116,10 @@ def _register(
 # EWC's lambda per stream: the best mean of the class- and domain-incremental online validation streams
 # (seed 10000) of (1, 10, 100, 1000, 10000) (benchmarks/ewc_lambda.py). PermutedMNIST takes 10: its ten
 # separate penalties at Omniglot's 100 pinned the network at chance (validation: 1.0 % class, 9.8 % domain)
+#
+# SI's c per stream, picked the same way (benchmarks/ewc_lambda.py --strategy SI, grid 1 to 1e5; SI's
+# importance is capped at 0.001, so c = 1 barely acts): 1e4 on SplitMNIST and Split Fashion-MNIST;
+# PermutedMNIST keeps 1 (not swept yet)
 #
 # SGD rates on the class-incremental streams, as OML's protocol tunes its meta-test rate: each
 # strategy's best mean final accuracy over the validation streams (seeds 10000-10002) over [3e-4 ... 0.1],
@@ -166,6 +172,7 @@ SPLIT_MNIST = _register(
     100.0,
     _validated("split_mnist"),
     hosts_benchmarks=True,
+    si_lambda=1e4,
 )
 PERMUTED_MNIST = _register(
     "permuted_mnist", "mnist", "permuted", 10, "permutations", 10.0, _validated("permuted_mnist")
@@ -178,4 +185,5 @@ SPLIT_FASHION_MNIST = _register(
     "class pairs",
     100.0,
     _validated("split_fashion_mnist"),
+    si_lambda=1e4,
 )
