@@ -118,8 +118,8 @@ def _register(
 # separate penalties at Omniglot's 100 pinned the network at chance (validation: 1.0 % class, 9.8 % domain)
 #
 # SI's c per stream, picked the same way (benchmarks/ewc_lambda.py --strategy SI, grid 1 to 1e5; SI's
-# importance is capped at 0.001, so c = 1 barely acts): 1e4 on SplitMNIST and Split Fashion-MNIST;
-# PermutedMNIST keeps 1 (not swept yet)
+# importance is capped at 0.001, so c = 1 barely acts): 1e4 on SplitMNIST and Split Fashion-MNIST, 100 on
+# PermutedMNIST
 #
 # SGD rates on the class-incremental streams, as OML's protocol tunes its meta-test rate: each
 # strategy's best mean final accuracy over the validation streams (seeds 10000-10002) over [3e-4 ... 0.1],
@@ -175,7 +175,14 @@ SPLIT_MNIST = _register(
     si_lambda=1e4,
 )
 PERMUTED_MNIST = _register(
-    "permuted_mnist", "mnist", "permuted", 10, "permutations", 10.0, _validated("permuted_mnist")
+    "permuted_mnist",
+    "mnist",
+    "permuted",
+    10,
+    "permutations",
+    10.0,
+    _validated("permuted_mnist"),
+    si_lambda=100.0,
 )
 SPLIT_FASHION_MNIST = _register(
     "split_fashion_mnist",
