@@ -180,16 +180,14 @@ class StreamConfig:
         for k, v in self.lr.items():
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"lr[{k!r}] must be a finite number > 0, got {v!r}")
-        if self.ewc_lambda is not None and not (self.ewc_lambda >= 0 and math.isfinite(self.ewc_lambda)):
-            raise ValueError(f"ewc_lambda must be None or a finite number >= 0, got {self.ewc_lambda}")
-        for name in ("si_lambda", "lwf_alpha", "lwf_temperature"):
+        for name in ("ewc_lambda", "si_lambda", "lwf_alpha", "lwf_temperature"):
             v = getattr(self, name)
-            if v is None and name == "si_lambda":
+            if v is None and name in ("ewc_lambda", "si_lambda"):  # the scenario's penalty
                 continue
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
             if not ok or (name == "lwf_temperature" and v == 0):
                 low = "> 0" if name == "lwf_temperature" else ">= 0"
-                what = "None or a finite number" if name == "si_lambda" else "a finite number"
+                what = "None or a finite number" if name.endswith("_lambda") else "a finite number"
                 raise ValueError(f"{name} must be {what} {low}, got {v!r}")
         if self.ewc_mode not in ("separate", "online"):
             raise ValueError(f"ewc_mode must be 'separate' or 'online', got {self.ewc_mode!r}")

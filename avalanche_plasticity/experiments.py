@@ -553,7 +553,7 @@ def run_comparison(
     ewc_lambda = spec.ewc_lambda if stream.ewc_lambda is None else stream.ewc_lambda
     # the strategies' own settings, each run recording those its strategy reads
     strategy_settings = {
-        k: getattr(stream, k) for k in ("mem_size", "si_lambda", "lwf_alpha", "lwf_temperature", "ewc_mode")
+        k: getattr(stream, k) for k in ("mem_size", "lwf_alpha", "lwf_temperature", "ewc_mode")
     }
     strategy_settings["ewc_lambda"] = ewc_lambda
     strategy_settings["si_lambda"] = spec.si_lambda if stream.si_lambda is None else stream.si_lambda

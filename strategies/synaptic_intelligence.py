@@ -20,9 +20,9 @@ from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.plugins import SynapticIntelligencePlugin as _AvalancheSI
 
 
-def _snapshot(model: torch.nn.Module, target: dict[str, Any], excluded: set[str]) -> None:
-    """Copy every SI-tracked parameter of ``model`` into ``target`` (flat, on the CPU, not a view)."""
-    for name, param in _AvalancheSI.allowed_parameters(model, excluded):
+def _snapshot(params: list[tuple[str, torch.Tensor]], target: dict[str, Any]) -> None:
+    """Copy each ``(name, parameter)`` into ``target[name]`` (flat, on the CPU, not a view)."""
+    for name, param in params:
         target[name].data = param.detach().flatten().to("cpu", copy=True)
 
 
@@ -34,19 +34,22 @@ class SynapticIntelligencePlugin(_AvalancheSI):
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         SupervisedPlugin.before_training_exp(self, strategy, **kwargs)
         self.create_syn_data(strategy.model, self.ewc_data, self.syn_data, self.excluded_parameters)
-        _snapshot(strategy.model, self.ewc_data[0], self.excluded_parameters)  # theta at the task's start
+        # the tracked parameters, found once per experience (after Avalanche's model adaptation), not on
+        # every step: the lookup walks the module tree (0.17 ms against a 1.1 ms online step of FLP's net)
+        self._tracked = self.allowed_parameters(strategy.model, self.excluded_parameters)
+        _snapshot(self._tracked, self.ewc_data[0])  # theta at the task's start
         for trajectory in self.syn_data["trajectory"].values():
             trajectory.data.fill_(0.0)
 
     def before_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
         SupervisedPlugin.before_training_iteration(self, strategy, **kwargs)
-        _snapshot(strategy.model, self.syn_data["old_theta"], self.excluded_parameters)
+        _snapshot(self._tracked, self.syn_data["old_theta"])
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
         SupervisedPlugin.after_training_iteration(self, strategy, **kwargs)
         syn = self.syn_data
-        _snapshot(strategy.model, syn["new_theta"], self.excluded_parameters)
-        for name, param in self.allowed_parameters(strategy.model, self.excluded_parameters):
+        _snapshot(self._tracked, syn["new_theta"])
+        for name, param in self._tracked:
             if param.grad is None:  # not used by this minibatch's loss: no step, nothing to integrate
                 continue
             grad = param.grad.detach().flatten().to("cpu", copy=True)
