@@ -552,9 +552,8 @@ def run_comparison(
     lr = sgd_rates(scenario, stream, learners)
     ewc_lambda = spec.ewc_lambda if stream.ewc_lambda is None else stream.ewc_lambda
     # the strategies' own settings, each run recording those its strategy reads
-    strategy_settings = {
-        k: getattr(stream, k) for k in ("mem_size", "lwf_alpha", "lwf_temperature", "ewc_mode")
-    }
+    strategy_settings = {k: getattr(stream, k) for k in ("lwf_alpha", "lwf_temperature", "ewc_mode")}
+    strategy_settings["mem_size"] = spec.mem_size if stream.mem_size is None else stream.mem_size
     strategy_settings["ewc_lambda"] = ewc_lambda
     strategy_settings["si_lambda"] = spec.si_lambda if stream.si_lambda is None else stream.si_lambda
     strategy_settings["readout"] = spec.readout(stream) if stream.readout is None else stream.readout

@@ -191,6 +191,7 @@ class ScenarioSpec:
         learner's meta-trained rate (``deploy_lr``), and ``stream.lr`` over them.
     :param ewc_lambda: EWC's penalty on this scenario.
     :param si_lambda: SI's penalty (c) on this scenario.
+    :param mem_size: Replay's buffer on this scenario.
     :param train_mb_size: ``(stream_config, source) -> minibatch size`` of the stream's training.
     :param train_epochs: ``stream_config -> passes`` over each training experience.
     :param num_classes: ``stream_config -> classes`` a head must cover (classification; ``None``: the
@@ -228,6 +229,7 @@ class ScenarioSpec:
     validated_lr: Callable[[StreamConfig], Mapping[str, float]] = lambda stream: {}
     ewc_lambda: float = 100.0
     si_lambda: float = 1.0
+    mem_size: int = 200
     train_mb_size: Callable[[StreamConfig, Mapping[str, Any]], int] = lambda stream, source: 1
     train_epochs: Callable[[StreamConfig], int] = lambda stream: 1
     num_classes: Callable[[StreamConfig], int] | None = None

@@ -254,3 +254,27 @@ def test_show_config_prints_the_rates_each_strategy_is_deployed_at(capsys):
     meta_trained = presets("split_mnist", "cpu")["OML"].learner_config.inner_lr
     assert domain["OML"] == meta_trained != validated["OML"]
     assert rates("--set", "stream.lr.OML=0.2")["OML"] == 0.2
+
+
+def test_replay_keeps_the_scenarios_buffer_unless_the_stream_names_one(mnist_root):
+    """The MNIST family's Replay keeps 500 images (the standard benchmarks' Replay (500)), so ``compare``
+    runs what ``standard_benchmarks.py`` records; sine and Omniglot keep their 200."""
+    from avalanche_plasticity import registry
+    from avalanche_plasticity.configs import StreamConfig
+    from avalanche_plasticity.experiments import run_comparison
+
+    assert registry.scenario_spec("split_mnist").mem_size == 500
+    assert registry.scenario_spec("sine").mem_size == registry.scenario_spec("omniglot").mem_size == 200
+    for mem_size, expected in ((None, 500), (7, 7)):
+        stream = StreamConfig(train_per_experience=20, mem_size=mem_size)
+        comparison = run_comparison("split_mnist", strategies=["Replay"], stream=stream, root=mnist_root)
+        run = comparison.by_strategy()["Replay"][0]
+        assert run.config["mem_size"] == expected
+
+
+@pytest.mark.parametrize("mem_size", [0, -3, True, 2.5, "500"])
+def test_a_bad_replay_buffer_is_an_error_naming_it(mem_size):
+    from avalanche_plasticity.configs import StreamConfig
+
+    with pytest.raises(ValueError, match="mem_size must be None \\(the scenario's\\) or a positive int"):
+        StreamConfig(mem_size=mem_size)

@@ -83,6 +83,8 @@ def _register(
             default_lr=dict(omniglot.SCENARIO.default_lr),
             ewc_lambda=ewc_lambda,
             si_lambda=si_lambda,
+            # the standard benchmarks' Replay (500), so that compare gives their runs
+            mem_size=500,
             validated_lr=lambda stream: dict(validated.get((stream.setting, stream.regime), {})),
             train_mb_size=lambda stream, source: 1 if stream.regime == "online" else stream.batch_size,
             train_epochs=lambda stream: 1 if stream.regime == "online" else stream.epochs,
