@@ -550,12 +550,11 @@ def run_comparison(
         resize = registry.learner_spec(ref_name).resize_config
         arch = resize(arch, head) if resize is not None else arch
     lr = sgd_rates(scenario, stream, learners)
-    ewc_lambda = spec.ewc_lambda if stream.ewc_lambda is None else stream.ewc_lambda
-    # the strategies' own settings, each run recording those its strategy reads
+    # the strategies' own settings, each run recording those its strategy reads; a None penalty or buffer
+    # is the scenario's
     strategy_settings = {k: getattr(stream, k) for k in ("lwf_alpha", "lwf_temperature", "ewc_mode")}
-    strategy_settings["mem_size"] = spec.mem_size if stream.mem_size is None else stream.mem_size
-    strategy_settings["ewc_lambda"] = ewc_lambda
-    strategy_settings["si_lambda"] = spec.si_lambda if stream.si_lambda is None else stream.si_lambda
+    for k in ("ewc_lambda", "si_lambda", "mem_size"):
+        strategy_settings[k] = getattr(spec, k) if getattr(stream, k) is None else getattr(stream, k)
     strategy_settings["readout"] = spec.readout(stream) if stream.readout is None else stream.readout
     layer = stream.prototype_layer
     strategy_settings["prototype_layer"] = spec.prototype_layer if layer is None else layer
@@ -591,7 +590,8 @@ def run_comparison(
         }
         if rule_name is not None:  # only then, so the other runs' cached fingerprints stay valid
             cfg["alignment_rule"] = rule_name
-        if getattr(entries[name], "revision", 0):  # a fixed strategy: its runs cached before the fix re-run
+        # a fixed strategy (a StrategySpec's revision; learners have none): its runs cached before the fix
+        if getattr(entries[name], "revision", 0):  # run again
             cfg["revision"] = entries[name].revision
         if learner is not None:
             cfg["meta_seed"] = meta_seed

@@ -40,9 +40,9 @@ def mnist_root() -> Path:
     return root
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def benchmark_script():
-    """``load(name)``: ``benchmarks/<name>.py`` as a fresh module (each test its own copy to monkeypatch)."""
+    """``load(name)``: ``benchmarks/<name>.py`` as a fresh module (each call its own copy to monkeypatch)."""
     import importlib.util
 
     def load(name: str):

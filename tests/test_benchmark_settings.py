@@ -1,22 +1,9 @@
 """``--set`` on the benchmark scripts that fix the stream themselves (``deploy_lr.py``,
 ``standard_benchmarks.py``): learner settings only, checked before any run."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from avalanche_plasticity.configs import OverrideError, learner_overrides
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 BAD = [
     ("stream.lr.Naive=0.1", "the benchmark sets the stream itself"),
@@ -36,9 +23,9 @@ BAD = [
     ],
 )
 def test_set_refuses_stream_settings_and_unknown_keys_before_any_run(
-    script, argv, item, message, monkeypatch, capsys
+    script, argv, item, message, benchmark_script, monkeypatch, capsys
 ):
-    module = _script(script)
+    module = benchmark_script(script)
     monkeypatch.setattr(module, "run_comparison", lambda *a, **k: pytest.fail("ran before checking --set"))
     with pytest.raises(SystemExit):
         module.main([*argv, "--set", item])

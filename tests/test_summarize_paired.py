@@ -1,20 +1,13 @@
 """``benchmarks/summarize.py``: a learner's margin over Naive, paired by seed, in the standard tables."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize.py"
-
 
 @pytest.fixture(scope="module")
-def summarize():
-    spec = importlib.util.spec_from_file_location("summarize_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def summarize(benchmark_script):
+    return benchmark_script("summarize")
 
 
 def _row(runs):
